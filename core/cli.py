@@ -1,0 +1,131 @@
+"""Turn a typed config into a typer command: the config's fields are the flags, their docs the --help.
+
+Every tool's `cli.py` declares `add_command(app, "name", SomeConfig, run_fn, example=...)`;
+the generated command validates the config on entry and maps failures to the exit codes of
+DESIGN.md: 0 done, 1 the work failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from rich.console import Console
+
+from videotune.core.io import InputError
+
+C = TypeVar("C", bound=BaseModel)
+err_console = Console(stderr=True)
+log = logging.getLogger("videotune")
+
+
+class CommandConfig(BaseModel):
+    """Base of every command's config: unknown fields are refused, values validated on entry."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
+
+
+def _cli_annotation(annotation: Any) -> tuple[Any, dict[str, Any]]:
+    """A typer-friendly annotation for a pydantic field type (+ extra typer.Option kwargs)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        choices = [str(c) for c in typing.get_args(annotation)]
+        return enum.Enum("Choice", {c: c for c in choices}, type=str), {}
+    if _is_list(annotation):
+        return str, {"metavar": "A,B,..."}
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            converted, extra = _cli_annotation(inner[0])
+            return converted | None, extra
+    return annotation, {}
+
+
+def configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+
+
+def add_command(
+    app: typer.Typer,
+    name: str,
+    config_cls: type[C],
+    run: Callable[[C], Any],
+    example: str,
+) -> None:
+    """Register `run(config)` as `name`, with one flag per field of `config_cls`."""
+    params = []
+    for field_name, field in config_cls.model_fields.items():
+        annotation, extra = _cli_annotation(field.annotation)
+        default = ... if field.is_required() else field.get_default(call_default_factory=True)
+        if isinstance(default, (list, tuple)):
+            default = ",".join(str(v) for v in default)
+        if isinstance(default, Path):
+            default = str(default)
+        flag = "--" + field_name.replace("_", "-")
+        decls = [flag] if annotation is not bool else [f"{flag}/--no-{field_name.replace('_', '-')}"]
+        option = typer.Option(default, *decls, help=field.description or "", show_default=True, **extra)
+        params.append(
+            inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        )
+
+    def command(**kwargs: Any) -> None:
+        configure_logging()
+        values = {}
+        for key, value in kwargs.items():
+            if isinstance(value, enum.Enum):
+                value = value.value
+            if _is_list(config_cls.model_fields[key].annotation) and isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            values[key] = value
+        try:
+            config = config_cls(**values)
+        except ValidationError as err:
+            for e in err.errors():
+                err_console.print(f"[red]error:[/red] --{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}")
+            raise typer.Exit(2) from None
+        try:
+            run(config)
+        except InputError as err:
+            err_console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as err:  # the work failed: say what, keep the traceback for the log
+            log.exception("failed")
+            err_console.print(f"[red]failed:[/red] {type(err).__name__}: {err}")
+            raise typer.Exit(1) from None
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__name__ = name.replace("-", "_")
+    doc = inspect.getdoc(config_cls) or ""
+    app.command(name, help=doc, epilog=f"Example:\n\n    {example}")(command)
+
+
+def make_app(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
+def run_app(app: typer.Typer) -> None:
+    app(prog_name=Path(sys.argv[0]).name)

@@ -1,0 +1,299 @@
+"""Model registry: a name or a path -> a family adapter that loads, prompts and batches it.
+
+A family adapter knows how to load a checkpoint (hub id or local path), which processor it
+uses, how frames enter the prompt, its default frame count and its LoRA target modules.
+`tiny-<family>` variants are built offline (`build_tiny`): random weights at toy size, a
+tokenizer trained locally on a text corpus, the real processor classes, saved with
+save_pretrained so everything downstream loads them by path exactly like real weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videotune.core.io import InputError
+
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}"
+    "{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    model_types: tuple[str, ...]  # config.json `model_type` values that belong to this family
+    video_input: str  # "native": the processor takes a video; "images": a list of frames
+    default_frames: int
+    lora_target_modules: tuple[str, ...]
+    end_of_turn: str  # the token that closes an assistant turn
+    hub_ids: dict[str, str]  # registry short names -> hub ids
+
+
+FAMILIES: dict[str, Family] = {
+    "smolvlm2": Family(
+        name="smolvlm2",
+        model_types=("smolvlm",),
+        video_input="native",
+        default_frames=8,
+        # the language model's attention and MLP projections; the vision tower stays as is
+        lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        end_of_turn="<end_of_utterance>",
+        hub_ids={
+            "smolvlm2-256m": "HuggingFaceTB/SmolVLM2-256M-Video-Instruct",
+            "smolvlm2-500m": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
+            "smolvlm2-2.2b": "HuggingFaceTB/SmolVLM2-2.2B-Instruct",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    family: Family
+    source: str  # a local directory or a hub id, passed to from_pretrained
+    is_local: bool
+
+
+def resolve(name_or_path: str) -> ModelRef:
+    """Map a registry name, a hub id or a local checkpoint directory to its family."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise InputError(f"{path}: not a model directory (no config.json)")
+        model_type = json.loads(config_file.read_text()).get("model_type", "")
+        for family in FAMILIES.values():
+            if model_type in family.model_types:
+                return ModelRef(family, str(path), True)
+        raise InputError(f"{config_file}: model_type {model_type!r} belongs to no registered family ({', '.join(FAMILIES)})")
+    for family in FAMILIES.values():
+        if name_or_path in family.hub_ids:
+            return ModelRef(family, family.hub_ids[name_or_path], False)
+        if name_or_path in family.hub_ids.values():
+            return ModelRef(family, name_or_path, False)
+    if name_or_path.startswith("tiny-") and name_or_path[5:] in FAMILIES:
+        raise InputError(
+            f"{name_or_path!r} is built offline, not downloaded: run "
+            f"`vt-train tiny-model --family {name_or_path[5:]} --corpus EXAMPLES.jsonl --out DIR` and pass DIR"
+        )
+    known = [n for f in FAMILIES.values() for n in f.hub_ids]
+    raise InputError(f"unknown model {name_or_path!r}: not a local model directory nor one of {known}")
+
+
+def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu"):
+    """Load model and processor; `trust_remote_code` is opt-in (NVILA, Mobile-VideoGPT need it)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
+    try:
+        processor = AutoProcessor.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(
+            ref.source, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except OSError as err:
+        where = "directory" if ref.is_local else "hub id (is the hub reachable, or the model cached?)"
+        raise InputError(f"cannot load model from {ref.source} ({where}): {err}") from err
+    return model.to(device), processor
+
+
+def frame_size(processor: Any) -> int:
+    """The square side (px) the processor feeds the vision tower: decode frames at this size."""
+    return int(processor.video_processor.max_image_size["longest_edge"])
+
+
+# --------------------------------------------------------------------------- prompts and batches
+
+
+def _conversation(user_text: str, with_video: bool) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [{"type": "video"}] if with_video else []
+    content.append({"type": "text", "text": user_text})
+    return [{"role": "user", "content": content}]
+
+
+def prompt_text(processor: Any, user_text: str, with_video: bool = True) -> str:
+    """The rendered chat prompt up to the assistant's turn (before media expansion)."""
+    return processor.apply_chat_template(_conversation(user_text, with_video), add_generation_prompt=True, tokenize=False)
+
+
+def encode_batch(
+    processor: Any,
+    family: Family,
+    user_texts: Sequence[str],
+    videos: Sequence[np.ndarray],
+    timestamps: Sequence[Sequence[float]],
+    durations: Sequence[float],
+    targets: Sequence[str] | None = None,
+    padding_side: str = "right",
+) -> dict[str, Any]:
+    """Tokenize prompts (+ targets) with their frames into model inputs.
+
+    With `targets`, `labels` hold the target tokens (and the end-of-turn token) and -100
+    everywhere else: prompt and media tokens never enter the loss.
+    """
+    from transformers.video_utils import VideoMetadata
+
+    tokenizer = processor.tokenizer
+    texts = [prompt_text(processor, t) for t in user_texts]
+    if targets is not None:
+        # "Assistant:" + " " + target: the template's separator; the space belongs to the target's first token
+        texts = [p + " " + t + family.end_of_turn for p, t in zip(texts, targets)]
+    # Timestamps enter VideoMetadata as indices at a 1 kHz clock: exact to the millisecond
+    # whatever the source frame rate.
+    metadata = [
+        VideoMetadata(
+            total_num_frames=max(1, round(d * 1000)), fps=1000.0, duration=d,
+            frames_indices=[round(t * 1000) for t in ts],
+        )
+        for ts, d in zip(timestamps, durations)
+    ]
+    previous_side = tokenizer.padding_side
+    tokenizer.padding_side = padding_side
+    try:
+        batch = processor(
+            text=texts, videos=[np.asarray(v) for v in videos], video_metadata=metadata,
+            padding=True, return_tensors="pt", do_sample_frames=False,
+        )
+    finally:
+        tokenizer.padding_side = previous_side
+    batch = dict(batch)
+    if targets is not None:
+        batch["labels"] = _target_labels(tokenizer, batch["input_ids"], batch["attention_mask"], targets, family)
+    return batch
+
+
+def _target_labels(tokenizer: Any, input_ids, attention_mask, targets: Sequence[str], family: Family):
+    import torch
+
+    labels = torch.full_like(input_ids, -100)
+    for row, target in enumerate(targets):
+        tail = tokenizer(" " + target + family.end_of_turn, add_special_tokens=False)["input_ids"]
+        positions = attention_mask[row].nonzero().flatten()
+        last = int(positions[-1]) + 1
+        first = last - len(tail)
+        if first < 0 or input_ids[row, first:last].tolist() != tail:
+            raise ValueError(
+                "the target's tokens differ in context from standalone: the tokenizer merges across the "
+                f"prompt/answer boundary (target {target[:60]!r})"
+            )
+        labels[row, first:last] = input_ids[row, first:last]
+    return labels
+
+
+# --------------------------------------------------------------------------- tiny variants
+
+SMOLVLM_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+    "<global-img>", "<video>",
+] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE tokenizer trained on `corpus`, wrapped as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>",
+                              "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+                              "end_of_utterance_token": "<end_of_utterance>"},
+    )
+
+
+@dataclass
+class TinySpec:
+    """Toy sizes: a random-init model that still learns the synthetic tasks on a CPU."""
+
+    frame_size: int = 64  # px, square
+    patch_size: int = 8  # px -> (64/8)^2 = 64 patches, 16 tokens per frame after 2x2 pixel shuffle
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    text_hidden: int = 128
+    text_layers: int = 2
+    heads: int = 4
+    vocab_size: int = 1024
+    frames: int = 8
+
+
+def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: int = 0, spec: TinySpec | None = None) -> Path:
+    """Build `tiny-<family>` offline and save it like a real checkpoint (config, weights, processor)."""
+    if family != "smolvlm2":
+        raise InputError(f"no tiny variant for family {family!r} yet; available: smolvlm2")
+    import torch
+    from transformers import (
+        SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor, SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    spec = spec or TinySpec()
+    out_dir = Path(out_dir)
+    tokenizer = train_tokenizer(corpus, spec.vocab_size, SMOLVLM_SPECIAL_TOKENS)
+    scale_factor = 2
+    image_seq_len = (spec.frame_size // spec.patch_size) ** 2 // scale_factor**2
+    config = SmolVLMConfig(
+        vision_config={
+            "hidden_size": spec.vision_hidden, "intermediate_size": spec.vision_hidden * 2,
+            "num_hidden_layers": spec.vision_layers, "num_attention_heads": spec.heads,
+            "image_size": spec.frame_size, "patch_size": spec.patch_size,
+        },
+        text_config={
+            "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": spec.text_hidden,
+            "intermediate_size": spec.text_hidden * 2, "num_hidden_layers": spec.text_layers,
+            "num_attention_heads": spec.heads, "num_key_value_heads": spec.heads,
+            "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
+            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        scale_factor=scale_factor,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    size = {"longest_edge": spec.frame_size}
+    image_processor = SmolVLMImageProcessor(
+        size=size, max_image_size=size, do_image_splitting=False, resample=2,  # bilinear: toy frames
+    )
+    video_processor = SmolVLMVideoProcessor(
+        size=size, max_image_size=size, resample=2, num_frames=spec.frames, fps=1, do_sample_frames=False,
+    )
+    processor = SmolVLMProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+        image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable

@@ -1,0 +1,130 @@
+"""Conversation examples from samples: seed-002 answer templates, the time instruction in the prompt."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from videotune.core import taxonomy
+from videotune.core.io import InputError
+from videotune.core.schemas import Example, FrameSpec, Message, Reject, Sample
+from videotune.core.video import SamplingSpec, VideoReadError, planned_timestamps, probe, time_instruction
+
+Variant = Literal["plain", "temporal", "boolean"]
+
+
+@lru_cache(maxsize=4)
+def load_templates(path: str | None = None) -> dict[str, Any]:
+    """The answer templates: the shipped aqa.yaml, or a user's file of the same shape."""
+    text = Path(path).read_text() if path else resources.files("videotune.prep").joinpath("templates/aqa.yaml").read_text()
+    templates = yaml.safe_load(text)
+    for key in ("question", "no_error", "one_error", "two_errors", "temporal_error", "boolean_yes", "boolean_no"):
+        if key not in templates:
+            raise InputError(f"{path or 'aqa.yaml'}: template key {key!r} is missing")
+    return templates
+
+
+def _fmt_time(seconds: float) -> str:
+    return f"{seconds:.2f}"
+
+
+def aqa_answer(sample: Sample, variant: Variant, templates: dict[str, Any], rng: random.Random, paraphrases: int) -> str:
+    """The target sentence for one clip; the paraphrase is drawn from the first `paraphrases` of each list."""
+    exercise = taxonomy.EXERCISES.get(sample.label)
+    if exercise is None:
+        raise InputError(f"sample {sample.id!r}: unknown exercise label {sample.label!r}; known: {list(taxonomy.EXERCISES)}")
+    for span in sample.errors:
+        if span.name not in exercise.errors:
+            raise InputError(f"sample {sample.id!r}: error {span.name!r} does not belong to {sample.label!r}")
+
+    def pick(options: list[str]) -> str:
+        return rng.choice(options[: max(1, paraphrases)])
+
+    # Errors in taxonomy order, so the same clip always lists them the same way.
+    names = [e for e in exercise.errors if any(s.name == e for s in sample.errors)]
+    if variant == "boolean":
+        return pick(templates["boolean_yes" if names else "boolean_no"]).format(exercise=exercise.display)
+    if not names:
+        return pick(templates["no_error"]).format(exercise=exercise.display)
+    mentions = []
+    for name in names:
+        display = taxonomy.ERROR_DISPLAY[name]
+        if variant == "temporal":
+            spans = sorted((s for s in sample.errors if s.name == name), key=lambda s: s.start_s)
+            mentions.extend(
+                templates["temporal_error"].format(error=display, start=_fmt_time(s.start_s), end=_fmt_time(s.end_s))
+                for s in spans
+            )
+        else:
+            mentions.append(display)
+    key = "one_error" if len(names) == 1 else "two_errors"
+    return pick(templates[key]).format(exercise=exercise.display, errors=" and ".join(mentions))
+
+
+@dataclass
+class BuildOptions:
+    task: Literal["aqa", "feedback"]
+    variant: Variant
+    n_frames: int
+    paraphrases: int
+    seed: int
+    templates_path: str | None = None
+
+
+def build_examples(
+    samples: list[Sample], data_root: Path, options: BuildOptions
+) -> tuple[list[Example], list[Reject]]:
+    """One example per usable sample; samples whose media cannot be read are rejected with the reason."""
+    templates = load_templates(options.templates_path)
+    spec = SamplingSpec(n_frames=options.n_frames)
+    examples: list[Example] = []
+    rejects: list[Reject] = []
+    for sample in samples:
+        # One generator per sample: the paraphrase of a clip does not depend on which others are present.
+        rng = random.Random(f"{options.seed}:{sample.id}")
+        media_path = data_root / sample.media
+        try:
+            info = probe(media_path)
+            timestamps = planned_timestamps(info, spec)
+        except VideoReadError as err:
+            rejects.append(Reject(file=str(media_path), record=sample.id, reason=str(err)))
+            continue
+        intro = time_instruction(info.duration_s, timestamps)
+        if options.task == "feedback":
+            if not sample.answer:
+                rejects.append(Reject(file=str(media_path), record=sample.id, reason="no feedback text (answer is empty)"))
+                continue
+            question, target = templates["feedback_question"], sample.answer
+        else:
+            question = templates["boolean_question" if options.variant == "boolean" else "question"]
+            target = aqa_answer(sample, options.variant, templates, rng, options.paraphrases)
+        user = f"{intro}\nPlease answer the following questions related to this video.\n{question}"
+        meta = {
+            "dataset": sample.dataset,
+            "group": sample.group,
+            "split": sample.split,
+            "task": options.task,
+            "variant": options.variant,
+            "label": sample.label,
+            "errors": [e.model_dump() for e in sample.errors],
+            "duration_s": info.duration_s,
+            "fps": info.fps,
+        }
+        examples.append(
+            Example(
+                id=f"{sample.id}:{options.task}:{options.variant}",
+                sample_id=sample.id,
+                media=sample.media,
+                frames=FrameSpec(n=len(timestamps), timestamps_s=timestamps),
+                messages=[Message(role="user", content=user), Message(role="assistant", content=target)],
+                target=target,
+                meta=meta,
+            )
+        )
+    return examples, rejects

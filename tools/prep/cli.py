@@ -1,0 +1,176 @@
+"""vt-prep: datasets in, samples.parquet and conversation examples out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import typer
+from pydantic import Field, model_validator
+from rich.console import Console
+from rich.table import Table
+
+from videotune.core.cli import CommandConfig, add_command, make_app, run_app
+from videotune.core.io import InputError, read_jsonl, read_samples, write_jsonl, write_samples
+from videotune.core.manifest import RunManifest, seed_everything
+from videotune.core.progress import Progress
+from videotune.core.schemas import Example, Reject
+
+console = Console(stderr=True)
+app = make_app("Prepare datasets: synthesize, build conversation examples, split without leakage.")
+synth_app = make_app("Generate embedded datasets with known ground truth.")
+app.add_typer(synth_app, name="synth")
+
+
+@app.callback()
+def _root() -> None:
+    """Prepare datasets: synthesize, build conversation examples, split without leakage."""
+
+
+@synth_app.callback()
+def _synth() -> None:
+    """Generate embedded datasets with known ground truth."""
+
+
+def _write_rejects(out: Path, rejects: list[Reject], strict: bool) -> None:
+    if not rejects:
+        return
+    write_jsonl(out / "rejects.jsonl", rejects)
+    console.print(f"[yellow]{len(rejects)} record(s) refused[/yellow], reasons in {out / 'rejects.jsonl'}:")
+    for reject in rejects[:5]:
+        console.print(f"  {reject.file} [{reject.record}]: {reject.reason}")
+    if strict:
+        raise InputError(f"{len(rejects)} record(s) refused and --strict is set (see {out / 'rejects.jsonl'})")
+
+
+# --------------------------------------------------------------------------- synth gym
+
+
+class SynthGymConfig(CommandConfig):
+    """Render the synthetic gym dataset: squats and overhead presses with form errors over known spans."""
+
+    out: Path = Field(description="output folder: videos/ and samples.parquet")
+    n_clips: int = Field(480, ge=4, description="number of clips (balanced exercises and error combinations)")
+    n_subjects: int = Field(48, ge=2, description="number of synthetic subjects (the split's leakage unit)")
+    size_px: int = Field(96, ge=32, description="frame side in pixels (even)")
+    fps: float = Field(12.0, gt=0, description="frames per second of the rendered clips")
+    workers: int = Field(2, ge=1, description="rendering processes")
+    seed: int = Field(0, description="random seed: the same seed renders the same bytes")
+
+    @model_validator(mode="after")
+    def _even(self) -> "SynthGymConfig":
+        if self.size_px % 2:
+            raise ValueError("size_px must be even (H.264 with 4:2:0 chroma)")
+        return self
+
+
+def synth_gym_command(config: SynthGymConfig) -> None:
+    from videotune.prep.synth_gym import GymSynthConfig, synth_gym
+
+    seed_everything(config.seed)
+    manifest = RunManifest("prep", "synth gym", config.model_dump(mode="json"), config.out, seed=config.seed)
+    gym_config = GymSynthConfig(
+        n_clips=config.n_clips, seed=config.seed, size_px=config.size_px, fps=config.fps,
+        n_subjects=config.n_subjects, workers=config.workers,
+    )
+    with Progress("render clips", config.n_clips) as progress:
+        samples = synth_gym(config.out, gym_config, progress=lambda done, total: progress.advance())
+    write_samples(config.out / "samples.parquet", samples)
+    counts = Counter((s.label, tuple(sorted(e.name for e in s.errors))) for s in samples)
+    manifest.write(outputs={"samples": "samples.parquet", "n_samples": len(samples)},
+                   counts={f"{k[0]}:{'+'.join(k[1]) or 'none'}": v for k, v in sorted(counts.items())})
+    console.print(f"wrote {len(samples)} clips to {config.out}")
+
+
+add_command(synth_app, "gym", SynthGymConfig, synth_gym_command,
+            example="vt-prep synth gym --out data/gym --n-clips 480 --seed 0")
+
+
+# --------------------------------------------------------------------------- build
+
+
+class BuildConfig(CommandConfig):
+    """Build conversation examples (examples/all.jsonl) from samples.parquet with the seed-002 templates."""
+
+    samples: Path = Field(description="samples.parquet to read")
+    out: Path = Field(description="output folder: examples/all.jsonl, rejects.jsonl, run.json")
+    data_root: Path | None = Field(None, description="folder the samples' media paths are relative to [default: the samples file's folder]")
+    task: Literal["aqa", "feedback"] = Field("aqa", description="aqa: exercise and errors; feedback: physiotherapy text")
+    variant: Literal["plain", "temporal", "boolean"] = Field(
+        "plain", description="answer form: plain errors, errors with time spans, or a yes/no mistake answer")
+    frames: int = Field(8, ge=1, description="frames sampled uniformly per clip (stated in the prompt)")
+    paraphrases: int = Field(10, ge=1, description="how many paraphrases of each answer template to draw from")
+    templates: Path | None = Field(None, description="a templates YAML of the shipped aqa.yaml's shape")
+    strict: bool = Field(False, description="exit 2 if any record is refused")
+    seed: int = Field(0, description="seed of the paraphrase choice")
+
+
+def build_command(config: BuildConfig) -> None:
+    from videotune.prep.build import BuildOptions, build_examples
+
+    samples = read_samples(config.samples)
+    data_root = config.data_root or config.samples.parent
+    manifest = RunManifest("prep", "build", config.model_dump(mode="json"), config.out, seed=config.seed)
+    manifest.add_input(config.samples)
+    options = BuildOptions(task=config.task, variant=config.variant, n_frames=config.frames,
+                           paraphrases=config.paraphrases, seed=config.seed,
+                           templates_path=str(config.templates) if config.templates else None)
+    examples, rejects = build_examples(samples, data_root, options)
+    _write_rejects(config.out, rejects, config.strict)
+    write_jsonl(config.out / "examples" / "all.jsonl", examples)
+    manifest.write(outputs={"examples": "examples/all.jsonl", "n_examples": len(examples), "n_rejected": len(rejects)})
+    console.print(f"wrote {len(examples)} examples to {config.out / 'examples' / 'all.jsonl'}")
+
+
+add_command(app, "build", BuildConfig, build_command,
+            example="vt-prep build --samples data/gym/samples.parquet --out data/gym --variant temporal")
+
+
+# --------------------------------------------------------------------------- split
+
+
+class SplitConfig(CommandConfig):
+    """Split examples into train/val/test by group (subject, source video): no group in two splits."""
+
+    examples: Path = Field(description="examples JSONL to split (e.g. examples/all.jsonl)")
+    out: Path = Field(description="output folder: examples/{train,val,test}.jsonl, run.json")
+    ratios: list[float] = Field([0.7, 0.15, 0.15], description="train,val,test shares of examples")
+    respect_given: bool = Field(True, description="keep the dataset's own splits when every example has one")
+    seed: int = Field(0, description="seed of the group shuffle")
+
+    @model_validator(mode="after")
+    def _three(self) -> "SplitConfig":
+        if len(self.ratios) != 3:
+            raise ValueError("ratios takes three numbers: train,val,test")
+        return self
+
+
+def split_command(config: SplitConfig) -> None:
+    from videotune.prep.split import split_examples
+
+    examples = read_jsonl(config.examples, Example)
+    manifest = RunManifest("prep", "split", config.model_dump(mode="json"), config.out, seed=config.seed)
+    manifest.add_input(config.examples)
+    splits = split_examples(examples, tuple(config.ratios), config.seed, config.respect_given)
+    table = Table(title="split")
+    for column in ("split", "examples", "groups"):
+        table.add_column(column)
+    for name, items in splits.items():
+        write_jsonl(config.out / "examples" / f"{name}.jsonl", items)
+        table.add_row(name, str(len(items)), str(len({e.meta["group"] for e in items})))
+    console.print(table)
+    manifest.write(outputs={name: f"examples/{name}.jsonl" for name in splits},
+                   sizes={name: len(items) for name, items in splits.items()})
+
+
+add_command(app, "split", SplitConfig, split_command,
+            example="vt-prep split --examples data/gym/examples/all.jsonl --out data/gym")
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

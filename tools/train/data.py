@@ -1,0 +1,79 @@
+"""Training data: examples with their frames decoded once, and the video collator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from videotune.core import models
+from videotune.core.io import read_jsonl
+from videotune.core.progress import Progress
+from videotune.core.schemas import Example
+from videotune.core.video import FrameCache, SamplingSpec
+
+
+@dataclass
+class DecodedExample:
+    example: Example
+    frames: np.ndarray  # uint8 [N, H, W, 3]
+    timestamps_s: list[float]
+    duration_s: float
+
+
+def load_decoded(
+    examples_path: Path, data_root: Path, frame_size: int, cache: FrameCache, n_frames: int | None = None
+) -> list[DecodedExample]:
+    """Read examples and decode each clip's frames once (through the on-disk cache).
+
+    Frames are decoded straight to the model's input size, so epochs and sweeps reuse them
+    and the processor never resizes full frames at every step.
+    """
+    examples = read_jsonl(examples_path, Example)
+    decoded = []
+    with Progress(f"decode {examples_path.name}", len(examples)) as progress:
+        for example in examples:
+            count = n_frames or (example.frames.n if example.frames else 1)
+            sampled = cache.get_or_sample(data_root / example.media, SamplingSpec(n_frames=count, size=frame_size))
+            decoded.append(DecodedExample(example, sampled.frames, sampled.timestamps_s, sampled.duration_s))
+            progress.advance()
+    return decoded
+
+
+class IndexDataset(torch.utils.data.Dataset):
+    """Rows are indices into the collator's decoded list: the trainer never copies frames into Arrow."""
+
+    def __init__(self, indices: range):
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> dict[str, int]:
+        return {"index": self.indices[position]}
+
+
+class VideoCollator:
+    """Turns a list of indices into model inputs with prompt tokens masked out of the loss."""
+
+    def __init__(self, items: list[DecodedExample], processor: Any, family: models.Family, with_targets: bool = True):
+        self.items = items
+        self.processor = processor
+        self.family = family
+        self.with_targets = with_targets
+
+    def __call__(self, rows: list[dict[str, int]]) -> dict[str, Any]:
+        batch = [self.items[r["index"]] for r in rows]
+        user_texts = [b.example.messages[-2].content for b in batch]
+        return models.encode_batch(
+            self.processor,
+            self.family,
+            user_texts,
+            [b.frames for b in batch],
+            [b.timestamps_s for b in batch],
+            [b.duration_s for b in batch],
+            targets=[b.example.target for b in batch] if self.with_targets else None,
+        )
