@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import math
+import os
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
+from numbers import Real
 from pathlib import Path
 
 import av
 import numpy as np
 
-from videotune.core.io import atomic_open
+from videotune.core.io import InputError, atomic_open, file_sha256
+
+log = logging.getLogger("videotune")
 
 
 def encode_video(
@@ -54,3 +63,611 @@ def encode_video(
             for packet in stream.encode():
                 container.mux(packet)
     return count
+
+
+# --------------------------------------------------------------------------- probing
+
+
+class VideoReadError(InputError):
+    """A video file that is missing, unreadable, undecodable or truncated; the message names it."""
+
+
+@dataclass
+class VideoInfo:
+    duration_s: float
+    fps: float
+    n_frames: int
+    width: int  # px
+    height: int  # px
+
+
+def _reason(err: BaseException) -> str:
+    # FFmpeg errors read "[Errno N] text: 'file'"; after our own "path:" the text alone is enough
+    return getattr(err, "strerror", None) or str(err)
+
+
+@contextmanager
+def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+    if not path.exists():
+        raise VideoReadError(f"{path}: file not found")
+    if not path.is_file():
+        raise VideoReadError(f"{path}: not a file")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoReadError(f"{path}: not a readable video ({_reason(err)})") from err
+    try:
+        if not container.streams.video:
+            raise VideoReadError(f"{path}: no video stream")
+        yield container, container.streams.video[0]
+    finally:
+        container.close()
+
+
+def _read_info(
+    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> tuple[VideoInfo, bool]:
+    """The stream's metadata, and whether its frame count is the container's own (exact) count."""
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration_s = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration_s = container.duration / av.time_base  # container.duration is in microseconds
+    else:
+        duration_s = 0.0
+    counted = bool(stream.frames and stream.frames > 0)
+    n_frames = int(stream.frames) if counted else round(duration_s * fps)
+    if counted and duration_s <= 0 and fps > 0:
+        duration_s = n_frames / fps
+    if counted and fps <= 0 and duration_s > 0:
+        fps = n_frames / duration_s
+    if fps <= 0 or duration_s <= 0 or n_frames <= 0:
+        raise VideoReadError(
+            f"{path}: the stream metadata gives no usable frame rate, duration or frame count "
+            f"({fps:g} fps, {duration_s:g} s, {n_frames} frames)"
+        )
+    width, height = stream.codec_context.width, stream.codec_context.height
+    return VideoInfo(duration_s=duration_s, fps=fps, n_frames=n_frames, width=width, height=height), counted
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Duration, frame rate, frame count and size from the stream metadata (nothing is decoded).
+
+    Where the container stores no frame count, it is derived as round(duration * fps).
+    """
+    path = Path(path)
+    with _open_video(path) as (container, stream):
+        return _read_info(path, container, stream)[0]
+
+
+# --------------------------------------------------------------------------- sampling spec
+
+# Bumped whenever the rule that maps a spec to frames changes, so old cache entries stop matching.
+_SAMPLING_VERSION = 1
+
+
+def _checked_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"SamplingSpec: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _checked_float(name: str, value: object, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"SamplingSpec: {name} must be a finite number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"SamplingSpec: {name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """Which frames to take from a video.
+
+    Either `n_frames` spread uniformly or `target_fps` frames per second of video (exactly one;
+    `n_frames` defaults to 8, so pass `n_frames=None` with `target_fps`), inside [start_s, end_s]
+    (seconds from the stream start; the whole clip by default), resized so that the longer side
+    is `size` px (None keeps the source size).
+    """
+
+    n_frames: int | None = 8
+    target_fps: float | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.n_frames is None) == (self.target_fps is None):
+            raise ValueError(
+                "SamplingSpec: give exactly one of n_frames and target_fps "
+                f"(got n_frames={self.n_frames!r}, target_fps={self.target_fps!r}; n_frames defaults "
+                "to 8, so pass n_frames=None with target_fps)"
+            )
+        # Normalised (int 2 and float 2.0 alike) so that equal specs give equal cache keys.
+        if self.n_frames is not None:
+            object.__setattr__(self, "n_frames", _checked_int("n_frames", self.n_frames, 1))
+        if self.target_fps is not None:
+            object.__setattr__(self, "target_fps", _checked_float("target_fps", self.target_fps, positive=True))
+        if self.start_s is not None:
+            object.__setattr__(self, "start_s", _checked_float("start_s", self.start_s, positive=False))
+        if self.end_s is not None:
+            object.__setattr__(self, "end_s", _checked_float("end_s", self.end_s, positive=True))
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"SamplingSpec: end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        if self.size is not None:
+            object.__setattr__(self, "size", _checked_int("size", self.size, 1))
+
+    def key(self) -> str:
+        """A stable, filename-safe string naming this spec (and the sampling rule's version)."""
+
+        def part(value: int | float | None) -> str:
+            return "-" if value is None else repr(value)  # repr: the shortest exact float text
+
+        return (
+            f"v{_SAMPLING_VERSION}_n{part(self.n_frames)}_fps{part(self.target_fps)}"
+            f"_start{part(self.start_s)}_end{part(self.end_s)}_size{part(self.size)}"
+        )
+
+
+@dataclass(eq=False)
+class SampledFrames:
+    frames: np.ndarray  # uint8 [N, H, W, 3], RGB
+    timestamps_s: list[float]  # presentation time of each frame, seconds from the stream start
+    duration_s: float
+    fps: float  # of the source video
+
+
+def _select_positions(times_s: np.ndarray, spec: SamplingSpec, fps: float) -> np.ndarray:
+    """Frame positions (presentation order) that `spec` picks, given every frame's time in s.
+
+    Uniform: np.linspace(first, last, n, dtype=int) over the frames inside the window, the seed
+    paper's rule. target_fps: every (fps / target_fps)-th frame from the first one in the window.
+    A window holding fewer frames than asked for repeats positions (linspace truncates to the
+    same index; a step below one frame lands twice on one) rather than failing, so a batch
+    always gets the frame count it was built for. Empty when no frame lies in the window.
+    """
+    # 1 ns of slack: a window edge written as 1.3 must include the frame whose time is 1.3000000000000000444
+    inside = np.ones(len(times_s), dtype=bool)
+    if spec.start_s is not None:
+        inside &= times_s >= spec.start_s - 1e-9
+    if spec.end_s is not None:
+        inside &= times_s <= spec.end_s + 1e-9
+    candidates = np.flatnonzero(inside)
+    if candidates.size == 0:
+        return candidates
+    first, last = int(candidates[0]), int(candidates[-1])
+    if spec.n_frames is not None:
+        return np.linspace(first, last, spec.n_frames, dtype=int)
+    step = fps / spec.target_fps  # frames
+    count = math.floor((last - first) / step + 1e-9) + 1
+    # the 1e-9 keeps k * step from rounding down just below an integer (e.g. 3 * (10 / 3))
+    return first + np.floor(np.arange(count) * step + 1e-9).astype(int)
+
+
+def _output_size(width: int, height: int, size: int | None) -> tuple[int, int]:
+    if size is None:
+        return width, height
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    if frame.width == width and frame.height == height:
+        return frame.to_ndarray(format="rgb24")
+    # AREA averages the source pixels under each output pixel: no aliasing when shrinking
+    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+
+
+# --------------------------------------------------------------------------- decoding
+
+# AVI stores decode-order times: with B-frames its "pts" do not give the presentation order.
+_FORMATS_WITHOUT_PRESENTATION_TIMES = frozenset({"avi"})
+
+
+@dataclass
+class _FrameIndex:
+    """Where each frame lies, from one demux pass: packets are read, nothing is decoded."""
+
+    pts: list[int] | None  # presentation order, in stream.time_base; None: pts cannot place frames
+    keyframe_positions: np.ndarray  # positions in `pts` of the keyframes, ascending
+    n_packets: int  # packets with data, discarded ones included: what the header's count counts
+    n_frames: int  # frames a decoder outputs (packets an edit list discards excluded)
+    read_error: str | None  # why demuxing stopped early, if it did
+    # Decode time (stream.time_base) of the last packet but one: every frame shown at or before
+    # it was read whole, even in a cut file (the last packet read may be cut short).
+    complete_through_pts: int | None
+
+    def through(self, pts_limit: int) -> _FrameIndex:
+        """The frames shown at or before `pts_limit` (pts mode only)."""
+        assert self.pts is not None
+        kept = [pts for pts in self.pts if pts <= pts_limit]
+        keyframes = self.keyframe_positions[self.keyframe_positions < len(kept)]
+        return _FrameIndex(kept, keyframes, self.n_packets, len(kept), self.read_error, self.complete_through_pts)
+
+
+def _index_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _FrameIndex:
+    entries: list[tuple[int | None, bool]] = []
+    n_packets = 0
+    read_error = None
+    decode_times: list[int] = []  # the last two packets' dts, in read order
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the empty packet demux yields at the end to flush the decoder
+            n_packets += 1
+            if packet.dts is not None:
+                decode_times = [*decode_times[-1:], packet.dts]
+            if packet.is_discard:
+                continue  # before the edit list's start: decoded only as a reference, never shown
+            entries.append((packet.pts, packet.is_keyframe))
+    except av.error.FFmpegError as err:
+        read_error = _reason(err)  # a cut file: keep what was read, the caller judges the shortfall
+    complete_through = decode_times[0] if len(decode_times) == 2 else None
+    usable = container.format.name not in _FORMATS_WITHOUT_PRESENTATION_TIMES and all(
+        pts is not None for pts, _ in entries
+    )
+    if not usable:
+        keyframes = np.flatnonzero([is_key for _, is_key in entries])
+        return _FrameIndex(None, keyframes, n_packets, len(entries), read_error, complete_through)
+    entries.sort(key=lambda entry: entry[0])
+    keyframes = np.flatnonzero([is_key for _, is_key in entries])
+    return _FrameIndex([pts for pts, _ in entries], keyframes, n_packets, len(entries), read_error, complete_through)
+
+
+def _truncated(path: Path, end_s: float, wanted_s: float, detail: str | None = None) -> VideoReadError:
+    return VideoReadError(
+        f"{path}: truncated: the stream ends at {end_s:.2f} s but frames up to {wanted_s:.2f} s were expected"
+        + (f" ({detail})" if detail else "")
+    )
+
+
+class _SeekFailed(Exception):
+    """A seek gave no frame, or landed past the keyframe it was asked for."""
+
+
+def _decoded_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    seek_pts: int | None,
+    wanted_pts: frozenset[int],
+) -> Iterator[av.VideoFrame]:
+    """Frames from `seek_pts` on (from where the container stands if None).
+
+    A frame no other frame refers to (most B-frames) is not decoded at all unless it is
+    wanted: skipping it changes no other frame's pixels, and saves about a third of the
+    decoding time on x264 output with B-frames.
+    """
+    if seek_pts is not None:
+        # lands on the keyframe at or before seek_pts and flushes the decoder's buffers
+        container.seek(seek_pts, stream=stream, backward=True)
+    codec = stream.codec_context
+    for packet in container.demux(stream):
+        # read per packet (frame threads copy it when the packet is submitted)
+        codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_pts else "NONREF"
+        yield from packet.decode()
+
+
+def _keyframe_at_or_before(keyframe_positions: np.ndarray, position: int) -> int:
+    # a stream that opens on non-key frames (a cut transport stream) has none before them: 0
+    before = int(np.searchsorted(keyframe_positions, position, side="right")) - 1
+    return int(keyframe_positions[before]) if before >= 0 else 0
+
+
+def _decode_positions(
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    index: _FrameIndex,
+    wanted: list[int],
+    times_s: np.ndarray,
+    width: int,
+    height: int,
+    seek: bool,
+) -> dict[int, np.ndarray]:
+    """Decode forward, keeping the wanted positions (ascending); a decoded frame's pts gives its position.
+
+    With `seek`, every run starts with a seek (the index pass left the container at its end),
+    and a later one jumps ahead wherever a keyframe lies between the last decoded frame and the
+    next wanted one. Without it, the container must stand at its start: one run, no jumps.
+    Raises _SeekFailed when a seek gives no frame or lands past the wanted frame.
+    """
+    assert index.pts is not None
+    position_of = {pts: position for position, pts in enumerate(index.pts)}
+    wanted_pts = frozenset(index.pts[position] for position in wanted)
+    kept: dict[int, np.ndarray] = {}
+    frames: Iterator[av.VideoFrame] | None = None  # the current forward run
+    last_decoded = -1  # position of the last frame that run produced
+    try:
+        for target in wanted:
+            just_seeked = False
+            if not seek:
+                if frames is None:
+                    frames = _decoded_frames(container, stream, None, wanted_pts)
+            # Frames before the target's keyframe cannot help decode it: skip them by seeking,
+            # unless the current run is about to reach that keyframe anyway.
+            elif frames is None or _keyframe_at_or_before(index.keyframe_positions, target) > last_decoded + 1:
+                if frames is not None:
+                    frames.close()
+                frames = _decoded_frames(container, stream, index.pts[target], wanted_pts)
+                just_seeked = True
+            while True:
+                frame = next(frames, None)
+                if frame is None:
+                    if just_seeked:
+                        raise _SeekFailed()  # no frame at all: the seek, not the file, failed
+                    end = times_s[last_decoded] if last_decoded >= 0 else 0.0
+                    raise _truncated(path, end, times_s[target], "no more frames could be decoded")
+                position = position_of.get(frame.pts)
+                if position is None:
+                    continue  # not a presented frame: an edit list cuts it
+                if just_seeked and position > target:
+                    raise _SeekFailed()  # the index it used is kept in decode time, or coarse
+                just_seeked = False
+                last_decoded = position
+                if position == target:
+                    kept[target] = _to_rgb(frame, width, height)
+                    break
+                if position > target:
+                    raise VideoReadError(
+                        f"{path}: the frame at {times_s[target]:.2f} s could not be decoded "
+                        f"(the decoder went on at {times_s[position]:.2f} s)"
+                    )
+    except av.error.FFmpegError as err:
+        where = f"after {times_s[last_decoded]:.2f} s" if last_decoded >= 0 else "at the start"
+        raise VideoReadError(f"{path}: cannot decode the video {where} ({_reason(err)})") from err
+    finally:
+        if frames is not None:
+            frames.close()
+    return kept
+
+
+def _decode_in_order(
+    path: Path, wanted: list[int], times_s: np.ndarray, width: int, height: int
+) -> dict[int, np.ndarray]:
+    """Decode from the first frame, counting output frames: for files whose pts cannot place frames."""
+    wanted_set = set(wanted)
+    kept: dict[int, np.ndarray] = {}
+    position = -1
+    # a fresh container: the index pass left this one at the end, and such files may not seek
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    position += 1
+                    if position in wanted_set:
+                        kept[position] = _to_rgb(frame, width, height)
+                    if position >= wanted[-1]:
+                        return kept
+        except av.error.FFmpegError as err:
+            where = f"after {times_s[position]:.2f} s" if position >= 0 else "at the start"
+            raise VideoReadError(f"{path}: cannot decode the video {where} ({_reason(err)})") from err
+    end = times_s[position] if position >= 0 else 0.0
+    raise _truncated(path, end, times_s[wanted[-1]], "no more frames could be decoded")
+
+
+def _place_frames(
+    path: Path, info: VideoInfo, counted: bool, index: _FrameIndex, stream: av.video.stream.VideoStream
+) -> tuple[_FrameIndex, np.ndarray]:
+    """Every frame's presentation time in s from the stream start, by position.
+
+    Frames the header promises but a cut file lacks come last, one frame period apart, so
+    that sampling places them where they would be and can report them missing. The index
+    comes back shortened to the frames surely read.
+    """
+    # A count the container stores is exact; one derived from duration * fps may be off by
+    # rounding (or a variable frame rate), so only a clear shortfall means a cut file.
+    slack = 0 if counted else max(2, round(0.02 * info.n_frames))
+    truncated = index.n_packets < info.n_frames - slack
+    shown_in_header = info.n_frames - (index.n_packets - index.n_frames)  # less what edit lists hide
+    if truncated and index.pts is not None and index.complete_through_pts is not None:
+        # Near the cut, B-frames shown before the last frame read may be lost with it: keep
+        # only frames that were surely read, so that positions stay exact up to there.
+        index = index.through(index.complete_through_pts)
+    if index.n_frames == 0:
+        detail = "truncated before its first whole frame" if truncated else "no video frames"
+        raise VideoReadError(f"{path}: {detail}" + (f" ({index.read_error})" if index.read_error else ""))
+    if index.pts is not None:
+        origin = stream.start_time if stream.start_time is not None else index.pts[0]
+        present_s = np.array([float((pts - origin) * stream.time_base) for pts in index.pts])
+    else:
+        present_s = np.arange(index.n_frames) / info.fps
+    missing = shown_in_header - index.n_frames if truncated else 0
+    promised_s = present_s[-1] + np.arange(1, missing + 1) / info.fps
+    return index, np.concatenate([present_s, promised_s])
+
+
+def _decode_from_the_start(
+    path: Path, index: _FrameIndex, wanted: list[int], times_s: np.ndarray, width: int, height: int
+) -> dict[int, np.ndarray]:
+    if index.pts is None:
+        return _decode_in_order(path, wanted, times_s, width, height)
+    # a fresh container stands at the start of the file, where no seek is needed
+    with _open_video(path) as (container, stream):
+        stream.thread_type = "AUTO"
+        return _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=False)
+
+
+def _positions_or_fail(path: Path, spec: SamplingSpec, info: VideoInfo, index: _FrameIndex, times_s: np.ndarray) -> np.ndarray:
+    positions = _select_positions(times_s, spec, info.fps)
+    if positions.size == 0:
+        start_s = spec.start_s if spec.start_s is not None else 0.0
+        end_s = spec.end_s if spec.end_s is not None else info.duration_s
+        raise InputError(
+            f"{path}: no frame lies inside the window {start_s:.2f}-{end_s:.2f} s "
+            f"(the video lasts {info.duration_s:.2f} s)"
+        )
+    if positions.max() >= index.n_frames:
+        raise _truncated(path, times_s[index.n_frames - 1], times_s[positions.max()], index.read_error)
+    return positions
+
+
+def plan_frames(path: str | Path, spec: SamplingSpec) -> tuple[VideoInfo, list[float]]:
+    """The clip's info and the timestamps `spec` would pick, from one demux pass (no decoding).
+
+    Used where a prompt must state the frame times before any frame is decoded; the times are
+    exactly those `sample_frames` returns for the same spec.
+    """
+    path = Path(path)
+    with _open_video(path) as (container, stream):
+        info, counted = _read_info(path, container, stream)
+        index, times_s = _place_frames(path, info, counted, _index_frames(container, stream), stream)
+        positions = _positions_or_fail(path, spec, info, index, times_s)
+    return info, [float(times_s[p]) for p in positions.tolist()]
+
+
+def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
+    """The frames `spec` picks, as RGB arrays, with their presentation times.
+
+    One demux pass reads every packet's pts and keyframe flag (no decoding) to place the frames;
+    then the decoder walks forward from the keyframe before the first wanted frame, seeks past
+    any keyframe that lies before the next wanted frame, and converts to RGB only the frames
+    kept. The result equals decoding every frame and picking the positions.
+    Files that hold fewer frames than their header claims raise VideoReadError when a wanted
+    frame lies in the missing part; AVI, files without pts and files where seeking fails are
+    decoded from the start.
+    """
+    path = Path(path)
+    kept: dict[int, np.ndarray] | None = None
+    with _open_video(path) as (container, stream):
+        info, counted = _read_info(path, container, stream)
+        index, times_s = _place_frames(path, info, counted, _index_frames(container, stream), stream)
+        positions = _positions_or_fail(path, spec, info, index, times_s)
+        wanted = sorted(set(positions.tolist()))
+        width, height = _output_size(info.width, info.height, spec.size)
+        if index.pts is not None:
+            stream.thread_type = "AUTO"  # frame and slice threads; set before the decoder opens
+            try:
+                kept = _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=True)
+            except _SeekFailed:
+                log.info("%s: seeking does not work here, decoding from the start", path)
+    if kept is None:
+        kept = _decode_from_the_start(path, index, wanted, times_s, width, height)
+
+    return SampledFrames(
+        frames=np.stack([kept[position] for position in positions.tolist()]),
+        timestamps_s=[float(times_s[position]) for position in positions.tolist()],
+        duration_s=info.duration_s,
+        fps=info.fps,
+    )
+
+
+# --------------------------------------------------------------------------- frame cache
+
+# Content hashes by (resolved path, size in bytes, mtime in ns): a file that has not changed
+# is hashed once per process. Bounded; the oldest entry goes first.
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+_HASH_MEMO_MAX_ENTRIES = 4096
+
+
+def _content_sha256(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise VideoReadError(f"{path}: file not found") from None
+    except OSError as err:
+        raise VideoReadError(f"{path}: cannot read ({err.strerror})") from err
+    if not path.is_file():
+        raise VideoReadError(f"{path}: not a file")
+    memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    digest = _HASH_MEMO.get(memo_key)
+    if digest is None:
+        try:
+            digest = file_sha256(path)
+        except OSError as err:
+            raise VideoReadError(f"{path}: cannot read ({err.strerror})") from err
+        if len(_HASH_MEMO) >= _HASH_MEMO_MAX_ENTRIES:
+            _HASH_MEMO.pop(next(iter(_HASH_MEMO)))
+        _HASH_MEMO[memo_key] = digest
+    return digest
+
+
+def default_cache_dir() -> Path:
+    """$VT_CACHE_DIR, else ~/.cache/videotune/frames."""
+    configured = os.environ.get("VT_CACHE_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "videotune" / "frames"
+
+
+class FrameCache:
+    """Sampled frames on disk, keyed by (sha256 of the video file's bytes, spec.key()).
+
+    Each entry is an uncompressed .npz (frames, timestamps_s, duration_s, fps) written
+    atomically, so a killed run never leaves half an entry; an unreadable entry is sampled
+    again and rewritten. A hit reads the entry only: the video is hashed (once per process
+    while its size and mtime stay the same) but never opened by the decoder.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def entry_path(self, path: str | Path, spec: SamplingSpec) -> Path:
+        digest = _content_sha256(Path(path))
+        # a two-character fan-out keeps any one directory small
+        return self.root / digest[:2] / f"{digest}.{spec.key()}.npz"
+
+    def get_or_sample(self, path: str | Path, spec: SamplingSpec) -> SampledFrames:
+        entry = self.entry_path(path, spec)
+        cached = self._load(entry)
+        if cached is not None:
+            return cached
+        sampled = sample_frames(path, spec)
+        self._store(entry, sampled)
+        return sampled
+
+    @staticmethod
+    def _load(entry: Path) -> SampledFrames | None:
+        if not entry.is_file():
+            return None
+        try:
+            loaded = np.load(entry, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with loaded:
+                frames = loaded["frames"]
+                timestamps_s = loaded["timestamps_s"]
+                duration_s = float(loaded["duration_s"])
+                fps = float(loaded["fps"])
+            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+                raise ValueError(f"frames are {frames.dtype} {frames.shape}, not uint8 [N, H, W, 3]")
+            if timestamps_s.shape != (frames.shape[0],):
+                raise ValueError(f"timestamps of shape {timestamps_s.shape} for {frames.shape[0]} frames")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("%s: unreadable frame cache entry, sampling again (%s)", entry, err)
+            return None
+        return SampledFrames(frames=frames, timestamps_s=timestamps_s.tolist(), duration_s=duration_s, fps=fps)
+
+    @staticmethod
+    def _store(entry: Path, sampled: SampledFrames) -> None:
+        try:
+            with atomic_open(entry, "wb") as fh:
+                np.savez(
+                    fh,
+                    frames=sampled.frames,
+                    timestamps_s=np.asarray(sampled.timestamps_s, dtype=np.float64),
+                    duration_s=np.float64(sampled.duration_s),
+                    fps=np.float64(sampled.fps),
+                )
+        except OSError as err:
+            # the frames are in hand: a full or read-only cache costs speed, not the result
+            log.warning("%s: cannot write frame cache entry (%s)", entry, err)
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+def time_instruction(duration_s: float, timestamps_s: list[float]) -> str:
+    """The seed paper's timing sentence, e.g. "The video lasts for 3.10 seconds, and 8 frames are
+    uniformly sampled from it. These frames are located at 0.00s, 0.43s, ..., 3.07s."."""
+    if not timestamps_s:
+        raise ValueError("time_instruction: no frame timestamps")
+    located = ", ".join(f"{t:.2f}s" for t in timestamps_s)
+    if len(timestamps_s) == 1:
+        return (
+            f"The video lasts for {duration_s:.2f} seconds, and 1 frame is uniformly sampled from it. "
+            f"This frame is located at {located}."
+        )
+    return (
+        f"The video lasts for {duration_s:.2f} seconds, and {len(timestamps_s)} frames are uniformly "
+        f"sampled from it. These frames are located at {located}."
+    )

@@ -14,7 +14,7 @@ import yaml
 from videotune.core import taxonomy
 from videotune.core.io import InputError
 from videotune.core.schemas import Example, FrameSpec, Message, Reject, Sample
-from videotune.core.video import SamplingSpec, VideoReadError, planned_timestamps, probe, time_instruction
+from videotune.core.video import SamplingSpec, VideoReadError, plan_frames, time_instruction
 
 Variant = Literal["plain", "temporal", "boolean"]
 
@@ -90,9 +90,8 @@ def build_examples(
         rng = random.Random(f"{options.seed}:{sample.id}")
         media_path = data_root / sample.media
         try:
-            info = probe(media_path)
-            timestamps = planned_timestamps(info, spec)
-        except VideoReadError as err:
+            info, timestamps = plan_frames(media_path, spec)
+        except InputError as err:  # unreadable, truncated, or no frame in the window
             rejects.append(Reject(file=str(media_path), record=sample.id, reason=str(err)))
             continue
         intro = time_instruction(info.duration_s, timestamps)

@@ -1,0 +1,295 @@
+"""Frame sampling: the seed paper's timestamps, equality with decoding every frame, seeking,
+broken files, the on-disk frame cache and the prompt's time sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import videotune.core.video as video
+from videotune.core.video import (
+    FrameCache,
+    SamplingSpec,
+    VideoReadError,
+    default_cache_dir,
+    encode_video,
+    probe,
+    sample_frames,
+    time_instruction,
+)
+
+HEIGHT, WIDTH = 48, 64  # px
+
+
+def numbered_frame(index: int) -> np.ndarray:
+    """A frame whose two halves spell its index in base 16, 16 grey levels apart.
+
+    Flat areas survive H.264 within a few levels, so rounding the mean recovers the index.
+    """
+    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    frame[:, : WIDTH // 2] = (index % 16) * 16
+    frame[:, WIDTH // 2 :] = (index // 16) * 16
+    return frame
+
+
+def frame_number(rgb: np.ndarray) -> int:
+    half = rgb.shape[1] // 2
+    return round(rgb[:, :half].mean() / 16) + 16 * round(rgb[:, half:].mean() / 16)
+
+
+def make_clip(path: Path, n_frames: int, fps: float, keyframe_interval_s: float = 2.0) -> Path:
+    encode_video(path, (numbered_frame(i) for i in range(n_frames)), fps, keyframe_interval_s=keyframe_interval_s)
+    return path
+
+
+def decode_every_frame(path: Path) -> tuple[list[np.ndarray], list[float]]:
+    """The naive reference: every frame in decode output order, with its presentation time."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, times = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(float((frame.pts - stream.start_time) * stream.time_base))
+    return frames, times
+
+
+@pytest.fixture(scope="module")
+def gop_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 8 s at 15 fps, a keyframe every 2 s (30 frames): sparse samples are worth a seek
+    return make_clip(tmp_path_factory.mktemp("clips") / "gop.mp4", 120, 15, keyframe_interval_s=2.0)
+
+
+def test_seed_paper_example_timestamps_and_instruction(tmp_path):
+    clip = make_clip(tmp_path / "seed.mp4", 93, 30)  # 3.10 s at 30 fps
+
+    sampled = sample_frames(clip, SamplingSpec(n_frames=8))
+
+    assert [round(t, 2) for t in sampled.timestamps_s] == [0.00, 0.43, 0.87, 1.30, 1.73, 2.17, 2.60, 3.07]
+    assert [frame_number(f) for f in sampled.frames] == [0, 13, 26, 39, 52, 65, 78, 92]
+    assert sampled.frames.shape == (8, HEIGHT, WIDTH, 3) and sampled.frames.dtype == np.uint8
+    assert sampled.duration_s == pytest.approx(3.10) and sampled.fps == pytest.approx(30)
+    assert time_instruction(sampled.duration_s, sampled.timestamps_s) == (
+        "The video lasts for 3.10 seconds, and 8 frames are uniformly sampled from it. "
+        "These frames are located at 0.00s, 0.43s, 0.87s, 1.30s, 1.73s, 2.17s, 2.60s, 3.07s."
+    )
+
+
+def test_probe_reads_the_stream_metadata(tmp_path):
+    info = probe(make_clip(tmp_path / "seed.mp4", 93, 30))
+    assert (info.n_frames, info.width, info.height) == (93, WIDTH, HEIGHT)
+    assert info.fps == pytest.approx(30) and info.duration_s == pytest.approx(3.10)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [SamplingSpec(n_frames=4), SamplingSpec(n_frames=16), SamplingSpec(n_frames=5, start_s=2.5, end_s=6.5)],
+    ids=["n4", "n16", "window"],
+)
+def test_identical_to_decoding_every_frame(gop_clip, spec, monkeypatch):
+    seeks, decoded = [], []
+    original = video._decoded_frames
+
+    def traced(container, stream, seek_pts, wanted_pts):
+        seeks.append(seek_pts)
+        for frame in original(container, stream, seek_pts, wanted_pts):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded_frames", traced)
+    sampled = sample_frames(gop_clip, spec)
+
+    frames, times = decode_every_frame(gop_clip)
+    inside = [i for i, t in enumerate(times) if (spec.start_s or 0) - 1e-9 <= t <= (spec.end_s or 1e9) + 1e-9]
+    picked = np.linspace(inside[0], inside[-1], spec.n_frames, dtype=int)
+    assert np.array_equal(sampled.frames, np.stack([frames[i] for i in picked]))
+    assert sampled.timestamps_s == [times[i] for i in picked]
+    if spec.n_frames == 4:
+        # positions 0, 39, 79, 119: each past the next keyframe, so three jumps after the first run
+        assert len([pts for pts in seeks if pts is not None]) == 4
+        assert len(decoded) < len(frames)
+
+
+def test_window_keeps_frames_inside_it(gop_clip):
+    sampled = sample_frames(gop_clip, SamplingSpec(n_frames=6, start_s=1.0, end_s=3.0))
+    assert sampled.timestamps_s[0] == pytest.approx(1.0) and sampled.timestamps_s[-1] == pytest.approx(3.0)
+    assert all(1.0 - 1e-9 <= t <= 3.0 + 1e-9 for t in sampled.timestamps_s)
+    assert [frame_number(f) for f in sampled.frames] == [round(t * 15) for t in sampled.timestamps_s]
+
+
+def test_window_without_frames_is_refused(gop_clip):
+    with pytest.raises(video.InputError, match="no frame lies inside the window"):
+        sample_frames(gop_clip, SamplingSpec(start_s=20.0, end_s=30.0))
+
+
+def test_target_fps_steps_through_the_window(gop_clip):
+    sampled = sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=5, start_s=2.0, end_s=4.0))
+    # 15 fps source, 5 fps target: every third frame from 2.00 s (frame 30) to 4.00 s (frame 60)
+    assert [frame_number(f) for f in sampled.frames] == list(range(30, 61, 3))
+    assert sampled.timestamps_s == pytest.approx([i / 15 for i in range(30, 61, 3)])
+
+
+def test_resize_fits_the_longer_side(gop_clip):
+    sampled = sample_frames(gop_clip, SamplingSpec(n_frames=3, size=32))
+    assert sampled.frames.shape == (3, 24, 32, 3)  # 64x48 -> 32x24
+    assert [frame_number(f) for f in sampled.frames] == [0, 59, 119]
+
+
+def test_short_clip_repeats_frames(tmp_path):
+    clip = make_clip(tmp_path / "short.mp4", 5, 10)
+    sampled = sample_frames(clip, SamplingSpec(n_frames=8))
+    assert [frame_number(f) for f in sampled.frames] == [0, 0, 1, 1, 2, 2, 3, 4]
+    assert sampled.timestamps_s == pytest.approx([0, 0, 0.1, 0.1, 0.2, 0.2, 0.3, 0.4])
+
+
+def test_file_cut_in_half_is_refused(tmp_path):
+    clip = make_clip(tmp_path / "cut.mp4", 93, 30)
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])  # the index (moov) sits at the end: gone
+    with pytest.raises(VideoReadError, match=f"{clip}: not a readable video"):
+        sample_frames(clip, SamplingSpec())
+
+
+def test_truncated_stream_names_where_it_ends(tmp_path):
+    # With the index up front (faststart) the header still promises every frame after a cut.
+    source = make_clip(tmp_path / "source.mp4", 93, 30)
+    clip = tmp_path / "faststart.mp4"
+    with av.open(str(source)) as src, av.open(str(clip), "w", format="mp4", options={"movflags": "faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) * 3 // 4])
+
+    with pytest.raises(VideoReadError, match=rf"{clip}: truncated: the stream ends at .* s but frames up to 3\.07 s"):
+        sample_frames(clip, SamplingSpec(n_frames=8))
+    # frames before the cut are still there to be sampled
+    early = sample_frames(clip, SamplingSpec(n_frames=3, end_s=0.5))
+    assert [frame_number(f) for f in early.frames] == [0, 7, 15]
+
+
+def test_random_bytes_are_refused(tmp_path):
+    clip = tmp_path / "noise.mp4"
+    clip.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoReadError, match=f"{clip}: not a readable video"):
+        sample_frames(clip, SamplingSpec())
+    with pytest.raises(VideoReadError, match=f"{clip}: not a readable video"):
+        probe(clip)
+
+
+def test_missing_file_is_refused(tmp_path):
+    clip = tmp_path / "absent.mp4"
+    with pytest.raises(VideoReadError, match=f"{clip}: file not found"):
+        sample_frames(clip, SamplingSpec())
+    with pytest.raises(VideoReadError, match=f"{clip}: file not found"):
+        FrameCache(tmp_path / "cache").get_or_sample(clip, SamplingSpec())
+
+
+def test_cache_hit_is_identical_and_never_decodes(gop_clip, tmp_path, monkeypatch):
+    cache = FrameCache(tmp_path / "cache")
+    spec = SamplingSpec(n_frames=4)
+    hashes = []
+    real_sha256 = video.file_sha256
+    monkeypatch.setattr(video, "file_sha256", lambda path: hashes.append(path) or real_sha256(path))
+    video._HASH_MEMO.clear()
+
+    first = cache.get_or_sample(gop_clip, spec)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cache hit opened the video")
+
+    monkeypatch.setattr(av, "open", refuse)
+    second = cache.get_or_sample(gop_clip, spec)
+
+    assert np.array_equal(first.frames, second.frames)
+    assert (first.timestamps_s, first.duration_s, first.fps) == (second.timestamps_s, second.duration_s, second.fps)
+    assert len(hashes) == 1  # the second lookup found the hash in memory
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
+
+
+def test_cache_keys_on_the_spec(gop_clip, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    four = cache.get_or_sample(gop_clip, SamplingSpec(n_frames=4))
+    three = cache.get_or_sample(gop_clip, SamplingSpec(n_frames=3))
+    assert len(four.frames) == 4 and len(three.frames) == 3
+    assert cache.entry_path(gop_clip, SamplingSpec(n_frames=4)) != cache.entry_path(gop_clip, SamplingSpec(n_frames=3))
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+
+
+def test_corrupt_cache_entry_is_sampled_again_and_rewritten(gop_clip, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    spec = SamplingSpec(n_frames=4)
+    expected = cache.get_or_sample(gop_clip, spec)
+    entry = cache.entry_path(gop_clip, spec)
+    entry.write_bytes(entry.read_bytes()[:100])  # a half-written archive
+
+    recovered = cache.get_or_sample(gop_clip, spec)
+
+    assert np.array_equal(recovered.frames, expected.frames)
+    with np.load(entry) as stored:  # rewritten whole
+        assert np.array_equal(stored["frames"], expected.frames)
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VT_CACHE_DIR", str(tmp_path / "frames"))
+    assert default_cache_dir() == tmp_path / "frames"
+    monkeypatch.delenv("VT_CACHE_DIR")
+    assert default_cache_dir() == Path.home() / ".cache" / "videotune" / "frames"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_frames": 8, "target_fps": 2.0},
+        {"n_frames": None},
+        {"n_frames": 0},
+        {"n_frames": True},
+        {"n_frames": None, "target_fps": -1.0},
+        {"start_s": -0.5},
+        {"start_s": 2.0, "end_s": 1.0},
+        {"end_s": float("nan")},
+        {"size": 0},
+    ],
+)
+def test_sampling_spec_refuses_bad_values(kwargs):
+    with pytest.raises(ValueError, match="SamplingSpec"):
+        SamplingSpec(**kwargs)
+
+
+def test_sampling_spec_key_is_stable_and_distinct():
+    assert SamplingSpec(n_frames=None, target_fps=2).key() == SamplingSpec(n_frames=None, target_fps=2.0).key()
+    assert SamplingSpec().key() == SamplingSpec(n_frames=8).key()
+    keys = {
+        SamplingSpec().key(),
+        SamplingSpec(n_frames=16).key(),
+        SamplingSpec(start_s=1.0).key(),
+        SamplingSpec(end_s=1.0).key(),
+        SamplingSpec(size=224).key(),
+        SamplingSpec(n_frames=None, target_fps=8.0).key(),
+    }
+    assert len(keys) == 6
+
+
+def test_time_instruction_for_one_frame():
+    assert time_instruction(2.0, [1.0]) == (
+        "The video lasts for 2.00 seconds, and 1 frame is uniformly sampled from it. This frame is located at 1.00s."
+    )
+    with pytest.raises(ValueError):
+        time_instruction(2.0, [])
+
+
+def test_plan_frames_matches_sample_frames(tmp_path):
+    from videotune.core.video import plan_frames
+
+    path = tmp_path / "plan.mp4"
+    frames = [np.full((32, 32, 3), i * 3 % 255, np.uint8) for i in range(93)]
+    encode_video(path, frames, fps=30, keyframe_interval_s=1.0)
+    for spec in (SamplingSpec(n_frames=8), SamplingSpec(n_frames=5, start_s=1.0, end_s=2.5),
+                 SamplingSpec(n_frames=None, target_fps=4)):
+        info, planned = plan_frames(path, spec)
+        assert planned == sample_frames(path, spec).timestamps_s
+        assert info.n_frames == 93
