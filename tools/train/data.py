@@ -43,17 +43,14 @@ def load_decoded(
     return decoded
 
 
-class IndexDataset(torch.utils.data.Dataset):
-    """Rows are indices into the collator's decoded list: the trainer never copies frames into Arrow."""
+def index_dataset(indices: range):
+    """A datasets.Dataset of indices into the collator's decoded list (TRL requires a Dataset).
 
-    def __init__(self, indices: range):
-        self.indices = indices
+    Frames never go through Arrow: the collator looks them up by index.
+    """
+    from datasets import Dataset
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position: int) -> dict[str, int]:
-        return {"index": self.indices[position]}
+    return Dataset.from_dict({"index": list(indices)})
 
 
 class VideoCollator:

@@ -73,7 +73,7 @@ def run_sft(config: SftConfig) -> dict:
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
-    from videotune.train.data import IndexDataset, VideoCollator, load_decoded
+    from videotune.train.data import VideoCollator, index_dataset, load_decoded
 
     # ---- setup
     seed_everything(config.seed)
@@ -145,8 +145,8 @@ def run_sft(config: SftConfig) -> dict:
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=IndexDataset(range(len(train_items))),
-        eval_dataset=IndexDataset(range(len(train_items), len(items))) if val_items else None,
+        train_dataset=index_dataset(range(len(train_items))),
+        eval_dataset=index_dataset(range(len(train_items), len(items))) if val_items else None,
         data_collator=VideoCollator(items, processor, ref.family),
         processing_class=processor,
         callbacks=[EpochTimer()],
