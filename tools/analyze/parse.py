@@ -49,7 +49,7 @@ _SPAN = re.compile(
 # comes shortly before it ("not performed correctly").
 _CORRECT = re.compile(
     r"\b(?:correct(?:ly)?|properly|flawless(?:ly)?|perfect(?:ly)?"
-    r"|(?:without|no|free\s+of|zero)\s+(?:any\s+)?(?:\w+\s+){0,2}?(?:errors?|mistakes?|faults?))\b",
+    r"|(?:without|no|free\s+of|zero)\s+(?:any\s+)?(?:\w+\s+){0,4}?(?:errors?|mistakes?|faults?))\b",
     re.IGNORECASE,
 )
 _NEGATION = re.compile(r"\b(?:not|never|isn't|doesn't|didn't|wasn't)\s+(?:\w+\s+){0,3}$", re.IGNORECASE)
