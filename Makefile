@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 ## The embedded demo as the DVC pipeline (dvc.yaml): synth -> build -> split -> tiny model
 ## -> train -> infer -> analyze -> report. A second run is a no-op.
 demo: setup
-	test -d .dvc || $(BIN)/dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
+
 	$(BIN)/dvc repro
 	@echo "report: results/demo/REPORT.md"
 

@@ -51,8 +51,10 @@ def encode_video(
                         "crf": str(crf),
                         "preset": "veryfast",
                         "threads": "1",
-                        # a fixed GOP: scene-cut keyframes would make seeking costs unpredictable
-                        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+                        # a fixed GOP: scene-cut keyframes would make seeking costs unpredictable;
+                        # mbtree off: its lookahead reads uninitialised memory at small frame sizes,
+                        # so the same frames gave different bytes from one process to the next
+                        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:mbtree=0",
                     }
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 for packet in stream.encode(video_frame):
