@@ -36,5 +36,8 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not gpu and not slow" -q
 
+lint: setup
+	$(BIN)/ruff check core tools tests
+
 clean-demo:
 	rm -rf data/gym models/tiny-smolvlm2 results/demo dvc.lock

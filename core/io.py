@@ -171,19 +171,17 @@ class ResumableJsonl:
     def _recover(self) -> None:
         raw = self.path.read_bytes()
         good_end = 0
-        for line in raw.splitlines(keepends=True):
+        for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
             if not line.endswith(b"\n"):
                 break  # the record being written when the run was killed
-            try:
-                record = self.model.model_validate_json(line)
-            except ValidationError:
-                if not line.strip():
-                    good_end += len(line)
-                    continue
-                raise InputError(f"{self.path}: cannot resume, line after byte {good_end} is not a valid record")
-            rid = record.id  # type: ignore[attr-defined]
-            if rid not in self.done:
-                self.done.add(rid)
+            if line.strip():
+                try:
+                    record = self.model.model_validate_json(line)
+                except ValidationError as err:
+                    raise InputError(
+                        f"{self.path}: cannot resume: line {lineno} is not a valid record ({_describe(err)})"
+                    ) from err
+                self.done.add(record.id)  # type: ignore[attr-defined]
             good_end += len(line)
         if good_end != len(raw):
             with open(self.path, "r+b") as fh:
@@ -201,7 +199,7 @@ class ResumableJsonl:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "ResumableJsonl":
+    def __enter__(self) -> ResumableJsonl:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ import platform
 import random
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class RunManifest:
             "config": config,
             "seed": seed,
             "inputs": {},
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "argv": sys.argv,
             "host": host_info(),
         }
@@ -94,9 +94,9 @@ class RunManifest:
         self.data["inputs"][name or str(path)] = {"path": str(path), "sha256": path_sha256(path)}
 
     def write(self, outputs: dict[str, Any] | None = None, **extra: Any) -> Path:
-        self.data["ended_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.data["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         started = datetime.fromisoformat(self.data["started_at"])
-        self.data["wall_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 3)
+        self.data["wall_s"] = round((datetime.now(UTC) - started).total_seconds(), 3)
         self.data["outputs"] = outputs or {}
         self.data.update(extra)
         target = self.out_dir / "run.json"

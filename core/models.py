@@ -242,7 +242,10 @@ def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: in
         raise InputError(f"no tiny variant for family {family!r} yet; available: smolvlm2")
     import torch
     from transformers import (
-        SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessor, SmolVLMProcessor,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
         SmolVLMVideoProcessor,
     )
 

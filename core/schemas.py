@@ -23,7 +23,7 @@ class ErrorSpan(Strict):
     end_s: float = Field(ge=0.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ErrorSpan":
+    def _ordered(self) -> ErrorSpan:
         if self.end_s < self.start_s:
             raise ValueError(f"error span {self.name!r} ends ({self.end_s}) before it starts ({self.start_s})")
         return self
@@ -63,7 +63,7 @@ class Sample(Strict):
         return meta
 
     @model_validator(mode="after")
-    def _spans_inside_clip(self) -> "Sample":
+    def _spans_inside_clip(self) -> Sample:
         # A small tolerance (10 ms) absorbs rounding of annotation tools.
         for span in self.errors:
             if self.duration_s and span.end_s > self.duration_s + 0.01:
@@ -86,7 +86,7 @@ class FrameSpec(Strict):
     timestamps_s: list[float]
 
     @model_validator(mode="after")
-    def _count(self) -> "FrameSpec":
+    def _count(self) -> FrameSpec:
         if len(self.timestamps_s) != self.n:
             raise ValueError(f"frames.n is {self.n} but {len(self.timestamps_s)} timestamps are given")
         return self
@@ -104,7 +104,7 @@ class Example(Strict):
     meta: dict[str, Any] = {}
 
     @model_validator(mode="after")
-    def _ends_with_target(self) -> "Example":
+    def _ends_with_target(self) -> Example:
         if self.messages[-1].role != "assistant" or self.messages[-1].content != self.target:
             raise ValueError("the last message must be the assistant's and equal the target")
         return self

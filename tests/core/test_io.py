@@ -3,7 +3,14 @@ import json
 import pytest
 
 from videotune.core.io import (
-    InputError, ResumableJsonl, atomic_write_text, read_json, read_jsonl, read_samples, write_jsonl, write_samples,
+    InputError,
+    ResumableJsonl,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    read_samples,
+    write_jsonl,
+    write_samples,
 )
 from videotune.core.schemas import ErrorSpan, Example, Message, Prediction, Sample
 

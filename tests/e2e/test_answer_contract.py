@@ -5,7 +5,6 @@ import random
 import pytest
 
 from videotune.analyze.parse import parse_aqa
-from videotune.core import taxonomy
 from videotune.core.schemas import ErrorSpan, Sample
 from videotune.prep.build import aqa_answer, load_templates
 

@@ -16,7 +16,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot's import
 import matplotlib.pyplot as plt  # noqa: E402
-
 from pydantic import ValidationError  # noqa: E402
 
 from videotune.core.io import InputError, atomic_write_text, read_json  # noqa: E402

@@ -14,7 +14,7 @@ import yaml
 from videotune.core import taxonomy
 from videotune.core.io import InputError
 from videotune.core.schemas import Example, FrameSpec, Message, Reject, Sample
-from videotune.core.video import SamplingSpec, VideoReadError, plan_frames, time_instruction
+from videotune.core.video import SamplingSpec, plan_frames, time_instruction
 
 Variant = Literal["plain", "temporal", "boolean"]
 

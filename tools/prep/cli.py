@@ -6,7 +6,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-import typer
 from pydantic import Field, model_validator
 from rich.console import Console
 from rich.table import Table
@@ -59,7 +58,7 @@ class SynthGymConfig(CommandConfig):
     seed: int = Field(0, description="random seed: the same seed renders the same bytes")
 
     @model_validator(mode="after")
-    def _even(self) -> "SynthGymConfig":
+    def _even(self) -> SynthGymConfig:
         if self.size_px % 2:
             raise ValueError("size_px must be even (H.264 with 4:2:0 chroma)")
         return self
@@ -140,7 +139,7 @@ class SplitConfig(CommandConfig):
     seed: int = Field(0, description="seed of the group shuffle")
 
     @model_validator(mode="after")
-    def _three(self) -> "SplitConfig":
+    def _three(self) -> SplitConfig:
         if len(self.ratios) != 3:
             raise ValueError("ratios takes three numbers: train,val,test")
         return self

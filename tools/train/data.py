@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from videotune.core import models
 from videotune.core.io import read_jsonl

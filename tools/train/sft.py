@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Literal
@@ -48,6 +49,8 @@ class SftConfig(CommandConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     frames: int | None = Field(None, ge=1, description="frames per clip [default: as built into the examples]")
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
+    save_every_epochs: int = Field(
+        1, ge=1, description="write a resumable checkpoint every N epochs (the final model always goes to model/)")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept in checkpoints/")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
@@ -55,7 +58,7 @@ class SftConfig(CommandConfig):
     seed: int = Field(0, description="seed of initialisation, data order and dropout")
 
     @model_validator(mode="after")
-    def _alpha(self) -> "SftConfig":
+    def _alpha(self) -> SftConfig:
         if self.lora_alpha is None:
             self.lora_alpha = 2 * self.lora_r
         return self
@@ -65,6 +68,10 @@ def _history(log_history: list[dict]) -> dict[str, list[dict]]:
     train = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in log_history if "loss" in h]
     val = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["eval_loss"]} for h in log_history if "eval_loss" in h]
     return {"train": train, "val": val}
+
+
+def _steps_per_epoch(n_examples: int, config: SftConfig) -> int:
+    return max(1, math.ceil(n_examples / config.batch_size) // config.grad_accum)
 
 
 def run_sft(config: SftConfig) -> dict:
@@ -127,7 +134,9 @@ def run_sft(config: SftConfig) -> dict:
         max_grad_norm=config.max_grad_norm,
         logging_steps=config.logging_steps,
         eval_strategy="epoch" if val_items else "no",
-        save_strategy="epoch",
+        # A checkpoint costs seconds (weights, optimizer, processor): on toy runs, every few epochs.
+        save_strategy="epoch" if config.save_every_epochs == 1 else "steps",
+        save_steps=_steps_per_epoch(len(train_items), config) * config.save_every_epochs,
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
