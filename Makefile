@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint clean-demo
+.PHONY: setup demo test test-deps test-fast lint clean-demo
 
 setup: $(STAMP)
 
@@ -30,7 +30,11 @@ demo: setup
 	$(BIN)/dvc repro
 	@echo "report: results/demo/REPORT.md"
 
-test: setup
+# vt-judge's review page is tested in Debian's headless Chromium (installed once, if missing).
+test-deps:
+	bash tools/judge/install_chromium.sh
+
+test: setup test-deps
 	$(BIN)/python -m pytest -m "not gpu" -q
 
 test-fast: setup

@@ -87,7 +87,7 @@ def run_generate(config: GenerateConfig) -> dict:
                         n_errors += 1
                         sink.append(Prediction(id=example.id, model=model_name, prompt=example.messages[-2].content,
                                                prediction="", reference=example.target, status="error",
-                                               error=str(err), meta=example.meta))
+                                               error=str(err), meta={**example.meta, "media": example.media}))
                         continue
                     ready.append(example)
                     videos.append(sampled)
@@ -129,7 +129,8 @@ def run_generate(config: GenerateConfig) -> dict:
                         id=example.id, model=model_name, prompt=example.messages[-2].content, prediction=text,
                         reference=example.target, preprocess_s=round(preprocess_s, 6), prefill_s=round(prefill_s, 6),
                         decode_s=round(decode_s, 6), total_s=round(t2 - t0, 6), new_tokens=length, status="ok",
-                        meta={**example.meta, "mean_logprob": float(logprobs.mean()) if length else None},
+                        meta={**example.meta, "media": example.media,
+                              "mean_logprob": float(logprobs.mean()) if length else None},
                     ))
                 progress.advance(len(batch))
         n_done = len(sink.done)
