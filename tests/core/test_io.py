@@ -108,3 +108,20 @@ def test_resumable_skips_done_and_drops_torn_line(tmp_path):
             sink.append(_prediction(i))  # p0..p2 are skipped
     ids = [r.id for r in read_jsonl(path, Prediction)]
     assert ids == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_replace_dir_keeps_old_folder_on_failure(tmp_path):
+    from videotune.core.io import replace_dir
+
+    target = tmp_path / "model"
+    with replace_dir(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with replace_dir(target) as tmp:
+            (tmp / "weights").write_text("half")
+            raise RuntimeError("killed while saving")
+    assert (target / "weights").read_text() == "v1"
+    with replace_dir(target) as tmp:
+        (tmp / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from videotune.core import models
 from videotune.core.cli import CommandConfig
-from videotune.core.io import atomic_write_text, write_json
+from videotune.core.io import atomic_write_text, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.video import FrameCache, default_cache_dir
 
@@ -168,10 +168,13 @@ def run_sft(config: SftConfig) -> dict:
     model_dir = config.out / "model"
     final = trainer.model
     if config.mode == "lora":
-        trainer.model.save_pretrained(config.out / "adapter")
+        with replace_dir(config.out / "adapter") as adapter_tmp:
+            trainer.model.save_pretrained(adapter_tmp)
         final = trainer.model.merge_and_unload()  # downstream tools load one plain model directory
-    final.save_pretrained(model_dir)
-    processor.save_pretrained(model_dir)
+    with replace_dir(model_dir) as model_tmp:
+        final.save_pretrained(model_tmp)
+        processor.save_pretrained(model_tmp)
+        atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
     history = _history(trainer.state.log_history)
     write_json(config.out / "loss_history.json", history)
     summary = {
@@ -186,7 +189,6 @@ def run_sft(config: SftConfig) -> dict:
         "n_train": len(train_items),
         "n_val": len(val_items),
     }
-    atomic_write_text(model_dir / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}, indent=2))
     manifest.write(outputs={"model": "model/", "history": "loss_history.json"}, summary=summary)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
