@@ -7,9 +7,12 @@ malformed file is refused with the file, the record and the field named.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A rubric score: an integer on the 1..5 scale (judges and expert raters alike).
+RubricScore = Annotated[int, Field(strict=True, ge=1, le=5)]
 
 
 class Strict(BaseModel):
@@ -134,19 +137,11 @@ class Verdict(Strict):
     id: str
     judge: str
     rubric: str
-    scores: dict[str, int] = {}
+    scores: dict[str, RubricScore] = {}
     overall: float | None = None
     rationale: str = ""
     status: Literal["ok", "unparseable", "error"]
     raw: str = ""
-
-    @field_validator("scores")
-    @classmethod
-    def _scale(cls, scores: dict[str, int]) -> dict[str, int]:
-        for dim, value in scores.items():
-            if not 1 <= value <= 5:
-                raise ValueError(f"score {dim}={value} is outside 1..5")
-        return scores
 
 
 class Metrics(Strict):

@@ -11,27 +11,19 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from videotune.core.io import read_jsonl, write_jsonl
-from videotune.core.schemas import Strict
+from videotune.core.schemas import RubricScore, Strict
 
 
 class ExpertRating(Strict):
     id: str = Field(min_length=1)
     rubric: str = ""
     rater: str = ""
-    scores: dict[str, int]
+    scores: dict[str, RubricScore]
     comment: str = ""
     rated_at: str = ""
-
-    @field_validator("scores")
-    @classmethod
-    def _scale(cls, scores: dict[str, int]) -> dict[str, int]:
-        for dim, value in scores.items():
-            if not 1 <= value <= 5:
-                raise ValueError(f"score {dim}={value} is outside 1..5")
-        return scores
 
 
 def now_iso() -> str:
