@@ -30,9 +30,11 @@ demo: setup
 	$(BIN)/dvc repro
 	@echo "report: results/demo/REPORT.md"
 
-# vt-judge's review page is tested in Debian's headless Chromium (installed once, if missing).
+# Debian packages the tests use, installed once if missing: Chromium (vt-judge's review page),
+# WordNet 3.0 (METEOR) and a JRE (CIDEr) for vt-analyze.
 test-deps:
 	bash tools/judge/install_chromium.sh
+	bash tools/analyze/install_system_deps.sh
 
 test: setup test-deps
 	$(BIN)/python -m pytest -m "not gpu" -q
@@ -97,3 +99,48 @@ docker-lint:
 
 docker-smoke:
 	bash docker/smoke.sh judge
+
+## Benchmarks (docs/benchmarks.md). `make bench` runs every one.
+## bench-analyze: every text metric of vt-analyze on 10,000 synthetic pairs, wall time beside the 120 s target.
+.PHONY: bench bench-analyze
+
+bench: bench-analyze
+
+bench-analyze: setup
+	bash tools/analyze/install_system_deps.sh
+	$(BIN)/python -m videotune.analyze.bench --pairs 10000 --target-s 120
+
+## bench-infer: vt-infer profile of the tiny model: latency breakdown, batch scaling 1..16 (stops at
+##   the first out-of-memory), frame size x frame count sweep. results/bench/infer/profile.json
+## bench-quantize: fp32 vs bf16 vs int8 side by side on the tiny model and a random-weight
+##   SmolVLM2-256M: size, latency, greedy agreement with fp32, batch 8 vs 1. results/bench/quantize/bench.md
+## Run them on an otherwise idle machine (uptime's 1-minute load well under the core count).
+.PHONY: bench-infer bench-quantize bench-data
+bench: bench-infer bench-quantize
+
+BENCH_DIR   := results/bench
+BENCH_SPLIT := $(BENCH_DIR)/data/split/examples
+BENCH_TINY  := $(BENCH_DIR)/models/tiny
+
+bench-data: $(BENCH_SPLIT)/test.jsonl
+
+$(BENCH_SPLIT)/test.jsonl: | setup
+	$(BIN)/vt-prep synth gym --out $(BENCH_DIR)/data/raw --n-clips 24 --n-subjects 12 --size-px 96 --seed 7
+	$(BIN)/vt-prep build --samples $(BENCH_DIR)/data/raw/samples.parquet --out $(BENCH_DIR)/data/built \
+	  --variant temporal --frames 4 --strict
+	$(BIN)/vt-prep split --examples $(BENCH_DIR)/data/built/examples/all.jsonl --out $(BENCH_DIR)/data/split \
+	  --ratios 0.5,0.25,0.25
+
+$(BENCH_TINY)/config.json: $(BENCH_SPLIT)/test.jsonl
+	$(BIN)/vt-train tiny-model --corpus $(BENCH_SPLIT)/train.jsonl --out $(BENCH_TINY)
+
+bench-infer: $(BENCH_TINY)/config.json
+	$(BIN)/vt-infer profile --model $(BENCH_TINY) --examples $(BENCH_SPLIT)/test.jsonl \
+	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer --n-samples 100 --warmup 3 \
+	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8 --max-new-tokens 16
+
+bench-quantize: $(BENCH_TINY)/config.json
+	$(BIN)/python -m videotune.quantize.bench --examples $(BENCH_SPLIT)/test.jsonl --corpus $(BENCH_SPLIT)/train.jsonl \
+	  --data-root $(BENCH_DIR)/data/raw --tiny-model $(BENCH_TINY) --reference smolvlm2-256m \
+	  --methods fp32,bf16,int8-dynamic,int8-weight --batch-sizes 1,8 --n-samples 8 --warmup 1 --frames 2 \
+	  --max-new-tokens 16 --out $(BENCH_DIR)/quantize

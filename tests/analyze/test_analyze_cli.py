@@ -111,7 +111,10 @@ def test_bad_metrics_or_history_exit_2(tmp_path):
 
 def test_usage_errors_exit_2(tmp_path):
     assert runner.invoke(app, []).exit_code == 2  # a subcommand is required
-    result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path), "--task", "vqa"])
+    # Streaming metrics belong to the streaming work: refused with a message, not silently empty.
+    result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path), "--task", "stream"])
+    assert result.exit_code == 2 and "stream" in result.output
+    result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path), "--task", "unknown"])
     assert result.exit_code == 2
     result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path),
                                  "--n-bootstrap", "-1"])
@@ -119,7 +122,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_help_carries_an_example():
-    for command in ("metrics", "report"):
+    for command in ("metrics", "compare", "plot", "report"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and f"vt-analyze {command}" in result.output
 

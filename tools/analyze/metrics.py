@@ -35,6 +35,21 @@ Definitions (names as written to metrics.json):
   `span_r1_iouT` (T in 0.3, 0.5, 0.7): share of all true spans whose matched IoU >= T.
   `span_miou`: mean matched IoU over all true spans. Both are recall-style: predicted spans
   beyond the true ones are not penalised here (they show in the per-error precision).
+- `span_ap_iou0.5/E`, `span_map_iou0.5`: average precision of span detection at IoU 0.5
+  (spans.py): every predicted span of E over the temporal clips, ranked by the answer's
+  confidence `meta.mean_logprob` (the mean token log-probability vt-infer records; all spans
+  of one answer share it, answers without one rank last as one tie group), a true positive
+  when matched one-to-one to a true span of E in its clip at IoU >= 0.5; all-point
+  interpolated precision, one curve point per distinct score (tie-aware); recall over all
+  true spans of E. mAP is the mean over errors with a true span. Predictions in clips of the
+  other exercise count as false positives. The curves are in per_class["span_pr_iou0.5"].
+- `span_seed002_ap/E`, `span_seed002_map`: seed 002's "AP" (Fitness-AQA, Table 4): the
+  share of temporal clips showing E whose true span is matched at IoU >= 0.5; no ranking.
+  Labelled apart so that published tables can be matched without confusing it with AP.
+- `latency_mean_s`, `latency_p50_s`, `latency_p95_s` (common.py): prediction `total_s` over
+  ok predictions that were timed.
+- per_class["error_confusion"]: error x error co-occurrence (rows true, columns predicted,
+  "none" for no error), multi-label: a clip adds one to every (true, predicted) pair.
 - `ci95[name]`: percentile bootstrap 95% interval: examples are resampled with replacement
   (numpy default_rng(seed)) n_bootstrap times, every metric (baselines included) recomputed
   on each resample with the same definition, and the 2.5th/97.5th percentiles taken over
@@ -43,58 +58,29 @@ Definitions (names as written to metrics.json):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from videotune.analyze.bootstrap import point_and_ci
+from videotune.analyze.bootstrap import ratio as _ratio
+from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
 from videotune.analyze.parse import ParsedAqa, parse_aqa
+from videotune.analyze.spans import RankedDetections, match_at_threshold, match_spans, span_iou  # noqa: F401
 from videotune.core.io import InputError
 from videotune.core.schemas import Metrics, Prediction
 from videotune.core.taxonomy import ERROR_KEYS, EXERCISES, exercise_of_error
 
 IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+# The IoU at which span detections count for AP, as in seed 002 (Fitness-AQA, Table 4).
+AP_IOU = 0.5
 UNPARSED = "unparsed"
-# Bounds the memory of one bootstrap chunk (replicates x examples weights, float64).
-_MAX_WEIGHTS_PER_CHUNK = 2_000_000
-
-
-# --------------------------------------------------------------------------- spans
-
-
-def span_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Temporal IoU of two (start, end) spans; 0 when disjoint or when either is reversed."""
-    (s1, e1), (s2, e2) = a, b
-    if e1 < s1 or e2 < s2:
-        return 0.0
-    # Clipped at 0: a negative overlap means the spans are disjoint, not that they overlap
-    # by its absolute value.
-    inter = max(0.0, min(e1, e2) - max(s1, s2))
-    union = (e1 - s1) + (e2 - s2) - inter
-    if union <= 0.0:
-        # Both spans are instants: they coincide or they do not.
-        return 1.0 if (s1, e1) == (s2, e2) else 0.0
-    return inter / union
-
-
-def match_spans(true: list[tuple[float, float]], pred: list[tuple[float, float]]) -> list[float]:
-    """For each true span, the IoU of the predicted span matched to it one-to-one (0 if none).
-
-    The assignment maximises the summed IoU, so two predicted spans never share a true span
-    and a true span never takes two predicted ones.
-    """
-    if not true:
-        return []
-    if not pred:
-        return [0.0] * len(true)
-    iou = np.array([[span_iou(t, p) for p in pred] for t in true])
-    rows, cols = linear_sum_assignment(iou, maximize=True)
-    matched = [0.0] * len(true)
-    for r, c in zip(rows, cols):
-        matched[r] = float(iou[r, c])
-    return matched
+NO_ERROR = "none"
+# Where vt-infer writes the confidence of an answer: its mean token log-probability.
+SCORE_KEY = "mean_logprob"
 
 
 # --------------------------------------------------------------------------- per-clip facts
@@ -108,6 +94,7 @@ class _Clip:
     variant: str
     status_error: bool
     parsed: ParsedAqa | None  # None when the prediction has status "error"
+    score: float  # confidence of the answer (meta.mean_logprob); -inf when absent
 
     @property
     def pred_exercise(self) -> str | None:
@@ -145,6 +132,13 @@ def _clip(pred: Prediction) -> _Clip:
             raise InputError(f"prediction {pred.id!r}: error {name!r} does not belong to exercise {label!r}")
         true_errors.setdefault(name, []).append((start, end))
     status_error = pred.status == "error"
+    raw_score = meta.get(SCORE_KEY)
+    try:
+        score = float(raw_score) if raw_score is not None else -math.inf
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"prediction {pred.id!r}: meta.{SCORE_KEY} must be a number, got {raw_score!r}") from exc
+    if math.isnan(score):
+        score = -math.inf
     return _Clip(
         id=pred.id,
         true_exercise=label,
@@ -152,6 +146,7 @@ def _clip(pred: Prediction) -> _Clip:
         variant=str(meta.get("variant", "plain")),
         status_error=status_error,
         parsed=None if status_error else parse_aqa(pred.prediction),
+        score=score,
     )
 
 
@@ -160,11 +155,6 @@ def _clip(pred: Prediction) -> _Clip:
 # Every metric is a function of example weights W (replicates x examples): all ones is the
 # data as given, a bootstrap replicate holds how often each example was drawn. One
 # definition thus serves the point estimate and every resample.
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _accuracy(W: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -215,41 +205,102 @@ def _nanmean_rows(columns: list[np.ndarray]) -> np.ndarray:
     return _ratio(np.nansum(stacked, axis=1), defined.sum(axis=1).astype(float))
 
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- span detection (AP)
 
 
-def _bootstrap_weights(n: int, n_bootstrap: int, seed: int):
-    """Yield chunks of replicate weights: row b counts how often each example was drawn."""
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_bootstrap, _MAX_WEIGHTS_PER_CHUNK // max(n, 1)))
-    done = 0
-    while done < n_bootstrap:
-        k = min(chunk, n_bootstrap - done)
-        draws = rng.integers(0, n, size=(k, n))
-        offsets = (np.arange(k) * n)[:, None]
-        yield np.bincount((draws + offsets).ravel(), minlength=k * n).reshape(k, n).astype(float)
-        done += k
+def _span_detections(clips: list[_Clip], temporal: np.ndarray) -> dict[str, RankedDetections]:
+    """Per error class: every predicted span of the temporal clips, ranked, with TP at IoU >= AP_IOU."""
+    out = {}
+    for e in ERROR_KEYS:
+        clip_idx, scores, tps = [], [], []
+        n_true = np.zeros(len(clips))
+        for i, c in enumerate(clips):
+            if not temporal[i]:
+                continue
+            true = c.true_errors.get(e, [])
+            n_true[i] = len(true)
+            predicted = c.parsed.errors.get(e, []) if c.parsed else []
+            for hit in match_at_threshold(true, predicted, AP_IOU):
+                clip_idx.append(i)
+                scores.append(c.score)
+                tps.append(hit)
+        out[e] = RankedDetections.build(clip_idx, scores, tps, n_true)
+    return out
 
 
-def _percentile_ci(values: np.ndarray) -> tuple[float, float] | None:
-    finite = values[~np.isnan(values)]
-    if finite.size == 0:
-        return None
-    lo, hi = np.percentile(finite, [2.5, 97.5])
-    return float(lo), float(hi)
+def _seed002_success(clips: list[_Clip], temporal: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per error: (clip shows the error in a temporal clip, its best matched IoU >= AP_IOU).
+
+    Seed 002 defines the AP of a class as "the sum of videos with a successful prediction in
+    that class over all videos in the same class", a prediction being successful when its IoU
+    with the true segment reaches the threshold. A clip counts as successful when one of its
+    true spans of the error is matched (one-to-one) at IoU >= 0.5; Fitness-AQA has one span
+    per error per clip, where "one" and "every" coincide. No confidence enters: this is a
+    recall over clips, reported under its own name so that published tables can be matched.
+    """
+    out = {}
+    for e in ERROR_KEYS:
+        has = np.zeros(len(clips), dtype=bool)
+        ok = np.zeros(len(clips), dtype=bool)
+        for i, c in enumerate(clips):
+            true = c.true_errors.get(e, [])
+            if not temporal[i] or not true:
+                continue
+            has[i] = True
+            predicted = c.parsed.errors.get(e, []) if c.parsed else []
+            ok[i] = max(match_spans(true, predicted)) >= AP_IOU
+        out[e] = (has, ok)
+    return out
+
+
+def _pr_points(det: RankedDetections) -> dict:
+    """The precision-recall curve at unit weights (one point per distinct score), for plots."""
+    precision, recall = det.curve(np.ones((1, det.n_true.size)))
+    ends = det._group_ends()
+    return {
+        "precision": [float(x) for x in precision[0]],
+        "recall": [None if np.isnan(x) else float(x) for x in recall[0]],
+        # None: answers without a confidence, ranked last.
+        "score": [None if np.isinf(s) else float(s) for s in det.score[ends]],
+        "n_true": int(det.n_true.sum()),
+        "n_pred": int(det.score.size),
+    }
+
+
+def _error_confusion(clips: list[_Clip]) -> dict:
+    """Error x error co-occurrence: rows true errors, columns predicted ones, plus "none".
+
+    Errors are multi-label, so a clip adds one count to every (true, predicted) pair it has;
+    a clip with no true error is row "none", an answer naming none (unparseable and failed
+    answers included) is column "none".
+    """
+    labels = [*ERROR_KEYS, NO_ERROR]
+    index = {name: i for i, name in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for c in clips:
+        rows = list(c.true_errors) or [NO_ERROR]
+        cols = sorted(c.pred_errors) or [NO_ERROR]
+        for r in rows:
+            for col in cols:
+                matrix[index[r], index[col]] += 1
+    return {"labels": labels, "matrix": matrix.tolist()}
 
 
 # --------------------------------------------------------------------------- entry point
 
 
 def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int = 0) -> Metrics:
-    """Score AQA predictions (see the module docstring for every definition).
+    """Score AQA predictions (see the module docstring for every definition)."""
+    return aqa_scores(predictions, n_bootstrap=n_bootstrap, seed=seed).metrics
+
+
+def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int = 0) -> Scored:
+    """Score AQA predictions: metrics.json content and per-example scores.
 
     Raises InputError (naming the prediction) when a prediction's meta lacks its ground truth.
     `n_bootstrap=0` skips the intervals.
     """
-    if not predictions:
-        raise InputError("no predictions to score")
+    check_task(predictions, "aqa")
     if n_bootstrap < 0:
         raise ValueError("n_bootstrap must be >= 0")
     clips = [_clip(p) for p in predictions]
@@ -284,6 +335,8 @@ def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: in
             iou_sum[i] += matched.sum()
             for t in IOU_THRESHOLDS:
                 hits[t][i] += (matched >= t).sum()
+    detections = _span_detections(clips, temporal)
+    seed002 = _seed002_success(clips, temporal)
 
     classes = len(exercise_keys)
     functions: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -304,12 +357,18 @@ def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: in
     for t in IOU_THRESHOLDS:
         functions[f"span_r1_iou{t}"] = lambda W, t=t: _ratio(W @ hits[t], W @ n_spans)
     functions["span_miou"] = lambda W: _ratio(W @ iou_sum, W @ n_spans)
+    for e in ERROR_KEYS:
+        functions[f"span_ap_iou{AP_IOU}/{e}"] = detections[e].average_precision
+    functions[f"span_map_iou{AP_IOU}"] = lambda W: _nanmean_rows(
+        [functions[f"span_ap_iou{AP_IOU}/{e}"](W) for e in ERROR_KEYS]
+    )
+    for e in ERROR_KEYS:
+        has, ok = seed002[e]
+        functions[f"span_seed002_ap/{e}"] = lambda W, has=has, ok=ok: _ratio(W @ ok.astype(float), W @ has.astype(float))
+    functions["span_seed002_map"] = lambda W: _nanmean_rows([functions[f"span_seed002_ap/{e}"](W) for e in ERROR_KEYS])
+    functions.update(latency_functions(predictions))
 
-    ones = np.ones((1, n))
-    values: dict[str, float | None] = {}
-    for name, fn in functions.items():
-        v = float(fn(ones)[0])
-        values[name] = None if np.isnan(v) else v
+    values, ci95 = point_and_ci(functions, n, n_bootstrap, seed)
     # Point estimates of detection come from sklearn itself; the weighted formula above
     # (the same zero_division=0 convention) serves the resamples.
     for e in ERROR_KEYS:
@@ -321,19 +380,6 @@ def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: in
     for prefix in ("", "baseline_no_error/"):
         f1s = [values[f"{prefix}error_f1/{e}"] for e in ERROR_KEYS if values[f"{prefix}error_f1/{e}"] is not None]
         values[f"{prefix}error_macro_f1"] = float(np.mean(f1s)) if f1s else None
-
-    ci95: dict[str, tuple[float, float]] = {}
-    if n_bootstrap > 0:
-        samples: dict[str, list[np.ndarray]] = {name: [] for name in functions}
-        for W in _bootstrap_weights(n, n_bootstrap, seed):
-            for name, fn in functions.items():
-                samples[name].append(fn(W))
-        for name, chunks in samples.items():
-            if values[name] is None:
-                continue
-            ci = _percentile_ci(np.concatenate(chunks))
-            if ci is not None:
-                ci95[name] = ci
 
     labels = [*exercise_keys, UNPARSED]
     confusion = confusion_matrix(
@@ -354,11 +400,14 @@ def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: in
     unparseable = [c.id for c in clips if c.parsed is not None and not c.parsed.parseable]
     per_class = {
         "exercise_confusion": {"labels": labels, "matrix": confusion.tolist()},
+        "error_confusion": _error_confusion(clips),
         "errors": errors_table,
+        f"span_pr_iou{AP_IOU}": {e: _pr_points(detections[e]) for e in ERROR_KEYS},
         "parse_failures": len(unparseable),
         # A few ids to look at; the count above is the full number.
         "parse_failure_ids": unparseable[:20],
     }
+    temporal_clips = [c for i, c in enumerate(clips) if temporal[i]]
     meta = {
         "task": "aqa",
         "n": n,
@@ -368,8 +417,32 @@ def aqa_metrics(predictions: list[Prediction], n_bootstrap: int = 1000, seed: in
         "n_temporal": int(temporal.sum()),
         "n_boolean": sum(c.variant == "boolean" for c in clips),
         "n_true_spans": int(n_spans.sum()),
+        "n_temporal_unscored": sum(math.isinf(c.score) for c in temporal_clips),
         "models": sorted({p.model for p in predictions}),
-        "bootstrap": {"n": n_bootstrap, "seed": seed, "method": "percentile, examples resampled with replacement"},
+        "bootstrap": bootstrap_meta(n_bootstrap, seed),
         "error_scope": "clips whose ground-truth exercise can show the error",
+        "ap_score": (
+            f"meta.{SCORE_KEY}: mean token log-probability of the answer (vt-infer); all spans of one "
+            "answer share it; answers without one rank last, as one tie group"
+        ),
+        "ap_definition": (
+            f"span_ap_iou{AP_IOU}: ranked detections over temporal clips, one-to-one TP at IoU >= {AP_IOU}, "
+            "all-point interpolated precision, one PR point per distinct score (tie-aware); "
+            "span_seed002_ap: share of temporal clips showing the error whose span is matched at IoU >= "
+            f"{AP_IOU} (seed 002's definition, no ranking)"
+        ),
     }
-    return Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta)
+    per_example = []
+    for i, c in enumerate(clips):
+        per_example.append({
+            "id": c.id,
+            "model": predictions[i].model,
+            "scores": {
+                "exercise_correct": float(pred_ex[i] == true_ex[i]),
+                "mistake_correct": float(mistake_right[i]),
+                # Every in-scope error decision right (the clip's error set read exactly).
+                "errors_correct": float(all(y_true[e][i] == y_pred[e][i] for e in ERROR_KEYS if scope[e][i])),
+                "span_miou": float(iou_sum[i] / n_spans[i]) if n_spans[i] else None,
+            },
+        })
+    return Scored(Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta), per_example)

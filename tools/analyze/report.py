@@ -52,7 +52,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     """Save as PNG and PDF, each to a temp file beside the target and renamed over it."""
     written = []
     for ext in ("png", "pdf"):
@@ -146,7 +146,11 @@ def provenance(metrics: Metrics, metrics_path: Path, manifest: dict[str, Any] | 
 
 
 # The lines `vt-analyze metrics` prints: the headline scores beside their baselines.
-SUMMARY_METRICS = ("exercise_accuracy", "mistake_accuracy", "error_macro_f1", "span_r1_iou0.5", "span_miou")
+SUMMARY_METRICS = (
+    "exercise_accuracy", "mistake_accuracy", "error_macro_f1", "span_r1_iou0.5", "span_miou", "span_map_iou0.5",
+    "span_seed002_map", "embedding_similarity", "bertscore_f1", "meteor", "rouge_l", "bleu_4", "cider",
+    "exact_accuracy", "normalized_accuracy", "latency_p50_s",
+)
 
 
 def summary_rows(metrics: Metrics) -> list[tuple[str, str, str, str]]:
@@ -155,6 +159,8 @@ def summary_rows(metrics: Metrics) -> list[tuple[str, str, str, str]]:
     for name in SUMMARY_METRICS:
         if name not in metrics.metrics:
             continue
+        if name.startswith("latency_") and metrics.metrics[name] is None:
+            continue  # untimed predictions (hand-written files): nothing to show
         ci = metrics.ci95.get(name)
         baseline = baseline_of(metrics.metrics, name)
         rows.append((
@@ -182,13 +188,14 @@ def plot_loss_curve(history: dict[str, list[dict[str, float]]], out_dir: Path) -
     ax.grid(alpha=0.3)
     if train or val:
         ax.legend()
-    return _save_figure(fig, out_dir, "loss_curve")
+    return save_figure(fig, out_dir, "loss_curve")
 
 
 def plot_confusion(confusion: dict[str, Any], out_dir: Path) -> list[Path]:
     labels = confusion["labels"]
     matrix = confusion["matrix"]
-    row_labels = [lab for lab in labels if lab in EXERCISES]  # truth is never "unparsed"
+    display = dict(zip(labels, confusion.get("display") or [_display(lab) for lab in labels]))
+    row_labels = [lab for lab in labels if lab != "unparsed"]  # truth is never "unparsed"
     rows = [matrix[labels.index(lab)] for lab in row_labels]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(labels), 1.4 + 1.0 * len(row_labels)))
     image = ax.imshow(rows, cmap="Blues", aspect="auto")
@@ -196,13 +203,13 @@ def plot_confusion(confusion: dict[str, Any], out_dir: Path) -> list[Path]:
     for i, row in enumerate(rows):
         for j, count in enumerate(row):
             ax.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
-    ax.set_xticks(range(len(labels)), [_display(lab) for lab in labels])
-    ax.set_yticks(range(len(row_labels)), [_display(lab) for lab in row_labels])
+    ax.set_xticks(range(len(labels)), [display[lab] for lab in labels])
+    ax.set_yticks(range(len(row_labels)), [display[lab] for lab in row_labels])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Exercise confusion")
     fig.colorbar(image, ax=ax)
-    return _save_figure(fig, out_dir, "confusion_exercise")
+    return save_figure(fig, out_dir, "confusion_exercise")
 
 
 def plot_error_f1(metrics: dict[str, float | None], out_dir: Path) -> list[Path]:
@@ -224,7 +231,7 @@ def plot_error_f1(metrics: dict[str, float | None], out_dir: Path) -> list[Path]
     ax.set_ylabel("F1")
     ax.set_title("Error detection F1")
     ax.legend(loc="upper center", ncol=2, fontsize=8)
-    return _save_figure(fig, out_dir, "error_f1")
+    return save_figure(fig, out_dir, "error_f1")
 
 
 # --------------------------------------------------------------------------- report
@@ -307,9 +314,10 @@ def write_report(
     confusion = metrics.per_class.get("exercise_confusion")
     if confusion:
         labels, matrix = confusion["labels"], confusion["matrix"]
-        rows = [[f"**{_display(lab)}**", *matrix[i]] for i, lab in enumerate(labels) if lab in EXERCISES]
+        shown = confusion.get("display") or [_display(lab) for lab in labels]
+        rows = [[f"**{shown[i]}**", *matrix[i]] for i, lab in enumerate(labels) if lab != "unparsed"]
         parts += ["## Exercise confusion", "", "Rows: true exercise; columns: predicted.", "",
-                  _table(["true \\ predicted", *[_display(lab) for lab in labels]], rows), ""]
+                  _table(["true \\ predicted", *shown], rows), ""]
         plot_confusion(confusion, out_dir)
         parts += ["![Exercise confusion matrix](confusion_exercise.png)", "", "[PDF](confusion_exercise.pdf)", ""]
     failures = metrics.per_class.get("parse_failures")
