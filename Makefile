@@ -110,9 +110,10 @@ bench-analyze: setup
 	bash tools/analyze/install_system_deps.sh
 	$(BIN)/python -m videotune.analyze.bench --pairs 10000 --target-s 120
 
-## bench-infer: vt-infer profile of the tiny model: latency breakdown, batch scaling 1..16 (stops at
-##   the first out-of-memory), frame size x frame count sweep. results/bench/infer/profile.json
-## bench-quantize: fp32 vs bf16 vs int8 side by side on the tiny model and a random-weight
+## bench-infer: vt-infer profile of the tiny model (latency breakdown, batch scaling 1..16 stopping at the
+##   first out-of-memory, frame size x frame count sweep) and of a random-weight SmolVLM2-256M at 128 px
+##   with 64-token answers (batch 8 vs 1 where decoding dominates). results/bench/infer*/profile.json
+## bench-quantize: fp32 vs bf16 vs int8 side by side on the tiny model and the random-weight
 ##   SmolVLM2-256M: size, latency, greedy agreement with fp32, batch 8 vs 1. results/bench/quantize/bench.md
 ## Run them on an otherwise idle machine (uptime's 1-minute load well under the core count).
 .PHONY: bench-infer bench-quantize bench-data
@@ -121,6 +122,8 @@ bench: bench-infer bench-quantize
 BENCH_DIR   := results/bench
 BENCH_SPLIT := $(BENCH_DIR)/data/split/examples
 BENCH_TINY  := $(BENCH_DIR)/models/tiny
+# where vt-quantize's bench looks for (and would build) the reference model
+BENCH_REF   := $(BENCH_DIR)/quantize/models/smolvlm2-256m-random
 
 bench-data: $(BENCH_SPLIT)/test.jsonl
 
@@ -134,12 +137,18 @@ $(BENCH_SPLIT)/test.jsonl: | setup
 $(BENCH_TINY)/config.json: $(BENCH_SPLIT)/test.jsonl
 	$(BIN)/vt-train tiny-model --corpus $(BENCH_SPLIT)/train.jsonl --out $(BENCH_TINY)
 
-bench-infer: $(BENCH_TINY)/config.json
+$(BENCH_REF)/config.json: $(BENCH_SPLIT)/test.jsonl
+	$(BIN)/python -m videotune.quantize.reference --arch smolvlm2-256m --corpus $(BENCH_SPLIT)/train.jsonl --out $(BENCH_REF)
+
+bench-infer: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/vt-infer profile --model $(BENCH_TINY) --examples $(BENCH_SPLIT)/test.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer --n-samples 100 --warmup 3 \
 	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8 --max-new-tokens 16
+	$(BIN)/vt-infer profile --model $(BENCH_REF) --examples $(BENCH_SPLIT)/test.jsonl \
+	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer-256m --n-samples 8 --warmup 1 \
+	  --batch-sizes 1,8 --resolutions 128 --frames 2 --max-new-tokens 64
 
-bench-quantize: $(BENCH_TINY)/config.json
+bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.quantize.bench --examples $(BENCH_SPLIT)/test.jsonl --corpus $(BENCH_SPLIT)/train.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --tiny-model $(BENCH_TINY) --reference smolvlm2-256m \
 	  --methods fp32,bf16,int8-dynamic,int8-weight --batch-sizes 1,8 --n-samples 8 --warmup 1 --frames 2 \

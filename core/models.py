@@ -10,6 +10,7 @@ save_pretrained so everything downstream loads them by path exactly like real we
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,27 @@ def resolve(name_or_path: str) -> ModelRef:
 
 
 def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False, device: str = "cpu"):
-    """Load model and processor; `trust_remote_code` is opt-in (NVILA, Mobile-VideoGPT need it)."""
+    """Load model and processor; `trust_remote_code` is opt-in (NVILA, Mobile-VideoGPT need it).
+
+    Quantized checkpoints load here unchanged for every caller: torchao ones (int8/int4 weight-only)
+    through transformers' own `quantization_config` in config.json (TorchAoConfig), GPTQ ones the
+    same way (with GPTQModel installed); a torch.ao dynamic-int8 one, which transformers cannot
+    rebuild, through its `videotune.json` (see `load_dynamic_int8`).
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    quantization = read_quantization(ref.source) if ref.is_local else None
     torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
     try:
         processor = AutoProcessor.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+        if quantization is not None and quantization.get("method") == "int8-dynamic":
+            if dtype not in ("float32", "auto") or not str(device).startswith("cpu"):
+                raise InputError(
+                    f"{ref.source}: an int8-dynamic model runs in float32 on the CPU only "
+                    f"(torch.ao's quantized kernels are CPU ones); got dtype {dtype}, device {device}"
+                )
+            return load_dynamic_int8(ref.source, trust_remote_code=trust_remote_code), processor
         model = AutoModelForImageTextToText.from_pretrained(
             ref.source, dtype=torch_dtype, trust_remote_code=trust_remote_code
         )
@@ -108,9 +123,110 @@ def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False,
     return model.to(device), processor
 
 
+# --------------------------------------------------------------------------- quantized checkpoints
+
+# Written by vt-quantize into every model directory it makes: {"quantization": {"method": ...}}.
+QUANTIZATION_FILE = "videotune.json"
+# The int8-dynamic weights: torch.save of the quantized model's state dict (packed int8 Linear
+# weights with their scales, per-row quint8 embeddings, the rest float32).
+DYNAMIC_INT8_WEIGHTS = "model.int8-dynamic.pt"
+
+
+def read_quantization(model_dir: str | Path) -> dict[str, Any] | None:
+    """The `quantization` block of a model directory's videotune.json, or None."""
+    marker = Path(model_dir) / QUANTIZATION_FILE
+    if not marker.is_file():
+        return None
+    try:
+        block = json.loads(marker.read_text()).get("quantization")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise InputError(f"{marker}: not a JSON object with a `quantization` block ({err})") from err
+    return block if isinstance(block, dict) else None
+
+
+def quantize_dynamic_int8(model):
+    """torch.ao dynamic int8, in place: Linear -> int8 weights with activations quantized per batch
+    at run time (fbgemm/onednn CPU kernels); Embedding -> per-row quint8 weights.
+
+    One function for vt-quantize (which makes the checkpoint) and `load_dynamic_int8` (which must
+    rebuild the very same module structure before the saved state dict fits it).
+    """
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
+
+    qconfig = {torch.nn.Linear: default_dynamic_qconfig, torch.nn.Embedding: float_qparams_weight_only_qconfig}
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns that it moves to torchao; torchao has no dynamic-int8 CPU
+        # path with int8 storage that transformers can save, so this stays until it has one.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        return quantize_dynamic(model, qconfig, dtype=torch.qint8, inplace=True)
+
+
+def load_dynamic_int8(model_dir: str | Path, trust_remote_code: bool = False):
+    """Rebuild an int8-dynamic checkpoint: the architecture from config.json (no weight init),
+    the same quantize_dynamic as vt-quantize applied, then the saved int8 state dict loaded strictly."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
+    from transformers.initialization import no_init_weights
+
+    model_dir = Path(model_dir)
+    weights = model_dir / DYNAMIC_INT8_WEIGHTS
+    if not weights.is_file():
+        raise InputError(f"{model_dir}: {QUANTIZATION_FILE} says int8-dynamic but {DYNAMIC_INT8_WEIGHTS} is missing")
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    with no_init_weights():  # every weight is overwritten by the state dict below
+        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    quantize_dynamic_int8(model)
+    with warnings.catch_warnings():
+        # torch's rebuild of quantized tensors touches TypedStorage and says so on every load
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    if (model_dir / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(model_dir)
+    return model.eval()
+
+
+def weights_bytes(model_dir: str | Path) -> int:
+    """Bytes of a model directory's weight files (safetensors, torch pickles): its size on disk
+    less the tokenizer, processor and config files, which do not change with precision."""
+    suffixes = (".safetensors", ".pt", ".bin", ".pth")
+    return sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file() and p.name.endswith(suffixes))
+
+
+def dir_bytes(model_dir: str | Path) -> int:
+    """Bytes of every file in a model directory."""
+    return sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file())
+
+
 def frame_size(processor: Any) -> int:
     """The square side (px) the processor feeds the vision tower: decode frames at this size."""
     return int(processor.video_processor.max_image_size["longest_edge"])
+
+
+def set_frame_size(processor: Any, model_config: Any, size: int) -> int:
+    """Make the processor feed `size` x `size` px frames (resolution sweeps); returns tokens per frame.
+
+    SmolVLM's vision tower takes any square side that is a multiple of patch_size * scale_factor
+    (position ids are bucketed onto its trained grid); the connector's pixel shuffle then gives
+    (size / patch_size)^2 / scale_factor^2 tokens per frame, which the processor must expand each
+    <image> placeholder to.
+    """
+    patch = int(model_config.vision_config.patch_size)
+    scale = int(model_config.scale_factor)
+    if size % (patch * scale):
+        raise InputError(
+            f"frame size {size} px: must be a multiple of patch_size x scale_factor = {patch} x {scale} = {patch * scale} px"
+        )
+    tokens = (size // patch) ** 2 // scale**2
+    edge = {"longest_edge": size}
+    processor.video_processor.size = dict(edge)
+    processor.video_processor.max_image_size = dict(edge)
+    processor.image_processor.size = dict(edge)
+    processor.image_processor.max_image_size = dict(edge)
+    processor.image_seq_len = tokens
+    return tokens
 
 
 # --------------------------------------------------------------------------- prompts and batches

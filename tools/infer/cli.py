@@ -6,14 +6,15 @@ from rich.console import Console
 
 from videotune.core.cli import add_command, make_app, run_app
 from videotune.infer.generate import GenerateConfig, run_generate
+from videotune.infer.profile import ProfileConfig, run_profile
 
 console = Console(stderr=True)
-app = make_app("Run video-language models over examples: batched greedy generation with timing.")
+app = make_app("Run video-language models over examples: batched greedy generation with timing, and profiling.")
 
 
 @app.callback()
 def _root() -> None:
-    """Run video-language models over examples: batched greedy generation with timing."""
+    """Run video-language models over examples: batched greedy generation with timing, and profiling."""
 
 
 def generate_command(config: GenerateConfig) -> None:
@@ -25,6 +26,26 @@ def generate_command(config: GenerateConfig) -> None:
 add_command(app, "generate", GenerateConfig, generate_command, example=(
     "vt-infer generate --model results/demo/train/model --examples data/gym/examples/test.jsonl "
     "--data-root data/gym --out results/demo/infer"))
+
+
+def profile_command(config: ProfileConfig) -> None:
+    report = run_profile(config)
+    for row in report.configs:
+        if row.status != "ok":
+            console.print(f"{row.config}: {row.status} {row.error}")
+            continue
+        total = row.latency_s["total"]
+        console.print(
+            f"{row.config}: total p50 {total.p50 * 1000:.1f} ms p95 {total.p95 * 1000:.1f} ms, "
+            f"{row.latency_s['per_sample'].mean * 1000:.1f} ms/sample, {row.throughput.samples_per_s:.2f} samples/s, "
+            f"{row.throughput.tokens_per_s:.1f} tokens/s, peak {row.peak_memory_bytes / 2**20:.0f} MiB"
+        )
+    console.print(f"wrote {config.out / 'profile.json'} and {config.out / 'profile_samples.csv'}")
+
+
+add_command(app, "profile", ProfileConfig, profile_command, example=(
+    "vt-infer profile --model results/quantize/int8-dynamic/model --examples data/gym/split/examples/test.jsonl "
+    "--data-root data/gym/raw --out results/profile/int8-dynamic --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8"))
 
 
 def main() -> None:

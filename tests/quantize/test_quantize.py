@@ -1,0 +1,164 @@
+"""vt-quantize: every method on a tiny model loads through core's loader, generates, runs through
+vt-infer generate and profile unchanged, and shrinks where it should."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from videotune.core import models
+from videotune.core.io import InputError, read_jsonl
+from videotune.core.schemas import Prediction
+from videotune.infer.generate import GenerateConfig, run_generate
+from videotune.infer.profile import ProfileConfig, run_profile
+from videotune.quantize.cli import QuantizeConfig, run_quantize
+from videotune.quantize.methods import int4_group_size, linear_weight_pattern
+
+BIN = Path(sys.executable).parent
+# Upper bounds of weights bytes after / before on the tiny model (32-wide layers: norms, biases, the
+# conv patch embedding and per-row scales weigh more than at real sizes, where int8 lands near 0.26).
+EXPECTED_RATIO = {"fp32": (0.99, 1.01), "bf16": (0.45, 0.56), "fp16": (0.45, 0.56), "int8-dynamic": (0.2, 0.6),
+                  "int8-weight": (0.2, 0.6), "int4-weight": (0.2, 0.6)}
+
+
+def _generate_tokens(model, n=4, device="cpu"):
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9]], device=device)
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    return out[0, ids.shape[1]:].tolist()
+
+
+@pytest.mark.parametrize("method", ["fp32", "bf16", "fp16", "int8-dynamic", "int8-weight", "int4-weight"])
+def test_method_loads_generates_and_shrinks(method, tiny_model, gym_examples, gym_raw, tmp_path):
+    report = run_quantize(QuantizeConfig(method=method, model=tiny_model, out=tmp_path / "q"))
+    size = json.loads((tmp_path / "q/size.json").read_text())
+    assert size == {**size, "method": method, "weights_bytes_after": report["weights_bytes_after"]}
+    lo, hi = EXPECTED_RATIO[method]
+    assert lo <= size["ratio"] <= hi, size
+    assert size["ratio"] == pytest.approx(size["weights_bytes_after"] / size["weights_bytes_before"], abs=1e-4)
+    model_dir = tmp_path / "q/model"
+    marker = json.loads((model_dir / "videotune.json").read_text())["quantization"]
+    assert marker["method"] == method and marker["versions"]["torch"]
+
+    # core's loader: the one path every tool uses
+    model, processor = models.load(models.resolve(str(model_dir)), dtype="auto")
+    tokens = _generate_tokens(model)
+    assert len(tokens) == 4 and all(0 <= t < len(processor.tokenizer) for t in tokens)
+    if method == "int8-dynamic":
+        assert type(model.model.text_model.layers[0].mlp.up_proj).__name__ == "Linear"
+        assert "dynamic" in type(model.model.text_model.layers[0].mlp.up_proj).__module__
+        assert "quantized" in type(model.get_input_embeddings()).__module__
+    elif method in ("int8-weight", "int4-weight"):
+        kind = "Int8Tensor" if method == "int8-weight" else "IntxUnpackedToInt8Tensor"
+        assert type(model.model.text_model.layers[0].mlp.up_proj.weight).__name__ == kind
+        assert type(model.lm_head.weight).__name__ == kind
+        assert type(model.get_input_embeddings().weight).__name__ == "IntxUnpackedToInt8Tensor"
+    elif method in ("bf16", "fp16"):
+        assert model.model.text_model.layers[0].mlp.up_proj.weight.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[method]
+
+    # vt-infer generate and profile load it unchanged (their run functions: the console scripts' code)
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(method, "float32")
+    run_generate(GenerateConfig(model=str(model_dir), examples=gym_examples, data_root=gym_raw, out=tmp_path / "gen",
+                                limit=2, batch_size=2, max_new_tokens=4, dtype=dtype))
+    predictions = read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)
+    assert len(predictions) == 2 and all(p.status == "ok" and p.new_tokens >= 1 for p in predictions)
+    profile = run_profile(ProfileConfig(model=str(model_dir), examples=gym_examples, data_root=gym_raw,
+                                        out=tmp_path / "prof", n_samples=1, warmup=0, max_new_tokens=2))
+    assert profile.quantization["method"] == method
+    assert profile.model_weights_bytes == size["weights_bytes_after"]
+    assert profile.dtype == {"bf16": "bfloat16", "fp16": "float16"}.get(method, "float32")
+
+
+def test_quantized_model_through_the_console_scripts(tiny_model, gym_examples, gym_raw, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    made = subprocess.run([str(BIN / "vt-quantize"), "--method", "int8-dynamic", "--model", str(tiny_model), "--out",
+                           str(tmp_path / "q")], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "int8-dynamic: weights" in made.stderr
+    model_dir = tmp_path / "q/model"
+    gen = subprocess.run([str(BIN / "vt-infer"), "generate", "--model", str(model_dir), "--examples", str(gym_examples),
+                          "--data-root", str(gym_raw), "--out", str(tmp_path / "gen"), "--limit", "2", "--batch-size", "2",
+                          "--max-new-tokens", "4"], capture_output=True, text=True, env=env)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert len(read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)) == 2
+    prof = subprocess.run([str(BIN / "vt-infer"), "profile", "--model", str(model_dir), "--examples", str(gym_examples),
+                           "--data-root", str(gym_raw), "--out", str(tmp_path / "prof"), "--n-samples", "1", "--warmup", "0",
+                           "--max-new-tokens", "2"], capture_output=True, text=True, env=env)
+    assert prof.returncode == 0, prof.stderr[-2000:]
+    assert json.loads((tmp_path / "prof/profile.json").read_text())["quantization"]["method"] == "int8-dynamic"
+
+
+def test_int8_dynamic_keeps_fp32_greedy_output_close(tiny_model, tmp_path):
+    """Quantization noise on random weights can flip a near-tie, but the first tokens agree."""
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q"))
+    reference, _ = models.load(models.resolve(str(tiny_model)))
+    quantized, _ = models.load(models.resolve(str(tmp_path / "q/model")))
+    assert _generate_tokens(reference, 2)[0] == _generate_tokens(quantized, 2)[0]
+
+
+def test_int8_dynamic_refuses_other_dtypes_and_devices(tiny_model, tmp_path):
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q"))
+    ref = models.resolve(str(tmp_path / "q/model"))
+    with pytest.raises(InputError, match="float32 on the CPU only"):
+        models.load(ref, dtype="bfloat16")
+    with pytest.raises(InputError, match="float32 on the CPU only"):
+        models.load(ref, device="cuda")
+
+
+def test_an_already_quantized_model_is_refused(tiny_model, tmp_path):
+    run_quantize(QuantizeConfig(method="int8-weight", model=tiny_model, out=tmp_path / "q"))
+    with pytest.raises(InputError, match="already quantized"):
+        run_quantize(QuantizeConfig(method="int4-weight", model=tmp_path / "q/model", out=tmp_path / "again"))
+
+
+def test_linear_pattern_matches_exactly_the_linear_weights(tiny_model):
+    model, _ = models.load(models.resolve(str(tiny_model)))
+    pattern = linear_weight_pattern(model)[3:]
+    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert {n for n, _ in model.named_parameters() if re.fullmatch(pattern, n)} == linear
+    assert "lm_head.weight" in linear and not any(n.endswith(".bias") for n in linear)
+    # 32-wide layers: 128 and 64 do not divide 32
+    assert int4_group_size(model) == 32
+    with pytest.raises(InputError, match="divides"):
+        int4_group_size(model, 128)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gptq_refuses_clearly_without_cuda(tiny_model, tmp_path):
+    with pytest.raises(InputError, match="needs a CUDA GPU"):
+        run_quantize(QuantizeConfig(method="gptq", model=tiny_model, out=tmp_path / "q", calibration=tmp_path / "x.jsonl"))
+    result = subprocess.run([str(BIN / "vt-quantize"), "--method", "gptq", "--model", str(tiny_model), "--out",
+                             str(tmp_path / "q")], capture_output=True, text=True)
+    assert result.returncode == 2 and "CUDA" in result.stderr
+    assert not (tmp_path / "q/model").exists()
+
+
+@pytest.mark.gpu
+def test_gptq_on_a_gpu(tiny_model, gym_examples, tmp_path):
+    pytest.importorskip("gptqmodel", reason="gptq needs GPTQModel (pip install gptqmodel)")
+    report = run_quantize(QuantizeConfig(method="gptq", model=tiny_model, out=tmp_path / "q", calibration=gym_examples,
+                                         group_size=32))
+    assert report["ratio"] < 1.0
+    model, _ = models.load(models.resolve(str(tmp_path / "q/model")), device="cuda")
+    assert len(_generate_tokens(model, device="cuda")) == 4
+
+
+def test_console_script_usage_errors(tiny_model, tmp_path):
+    bad = subprocess.run([str(BIN / "vt-quantize"), "--method", "int3", "--model", str(tiny_model), "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    missing = subprocess.run([str(BIN / "vt-quantize"), "--method", "fp32", "--model", str(tmp_path / "nope"), "--out",
+                              str(tmp_path / "o")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_help_has_an_example():
+    result = subprocess.run([str(BIN / "vt-quantize"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "vt-quantize --method" in result.stdout.replace("\n", " ")
+    bench = subprocess.run([sys.executable, "-m", "videotune.quantize.bench", "--help"], capture_output=True, text=True)
+    assert bench.returncode == 0 and "python -m videotune.quantize.bench" in bench.stdout.replace("\n", " ")
