@@ -104,7 +104,7 @@ docker-smoke:
 ## bench-analyze: every text metric of vt-analyze on 10,000 synthetic pairs, wall time beside the 120 s target.
 .PHONY: bench bench-analyze
 
-bench: bench-analyze
+bench: bench-analyze bench-infer bench-quantize
 
 bench-analyze: setup
 	bash tools/analyze/install_system_deps.sh
@@ -117,7 +117,6 @@ bench-analyze: setup
 ##   SmolVLM2-256M: size, latency, greedy agreement with fp32, batch 8 vs 1. results/bench/quantize/bench.md
 ## Run them on an otherwise idle machine (uptime's 1-minute load well under the core count).
 .PHONY: bench-infer bench-quantize bench-data
-bench: bench-infer bench-quantize
 
 BENCH_DIR   := results/bench
 BENCH_SPLIT := $(BENCH_DIR)/data/split/examples
