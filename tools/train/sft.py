@@ -184,7 +184,7 @@ def run_sft(config: SftConfig) -> dict:
         "global_step": trainer.state.global_step,
         "final_train_loss": result.training_loss,
         "final_val_loss": history["val"][-1]["loss"] if history["val"] else None,
-        "model_size_bytes": sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()),
+        "model_size_bytes": models.dir_bytes(model_dir),
         "peak_memory_bytes": _peak_memory(),
         "n_train": len(train_items),
         "n_val": len(val_items),
