@@ -211,7 +211,7 @@ def set_frame_size(processor: Any, model_config: Any, size: int) -> int:
     SmolVLM's vision tower takes any square side that is a multiple of patch_size * scale_factor
     (position ids are bucketed onto its trained grid); the connector's pixel shuffle then gives
     (size / patch_size)^2 / scale_factor^2 tokens per frame, which the processor must expand each
-    <image> placeholder to.
+    <image> token to.
     """
     patch = int(model_config.vision_config.patch_size)
     scale = int(model_config.scale_factor)
