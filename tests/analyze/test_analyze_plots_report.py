@@ -141,3 +141,23 @@ def test_report_needs_metrics_or_results_and_keeps_report_md(tmp_path):
     result = runner.invoke(app, ["report", "--results", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_batch_scaling_reads_a_vt_infer_profile(tmp_path):
+    import json
+
+    from videotune.analyze.plots import load_table, plot_batch_scaling
+
+    profile = {"model": "tiny", "batch_scaling": [
+        {"batch_size": 1, "status": "ok", "latency_per_sample_s": 0.4, "samples_per_s": 2.5, "peak_memory_bytes": 2e9},
+        {"batch_size": 8, "status": "ok", "latency_per_sample_s": 0.1, "samples_per_s": 10.0, "peak_memory_bytes": 3e9},
+        {"batch_size": 16, "status": "oom"},
+    ]}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    table = load_table([path])
+    assert table["throughput"].tolist()[:2] == [2.5, 10.0]
+    assert table["memory_gb"].tolist()[:2] == [2.0, 3.0]
+    assert table["status"].tolist()[2] == "oom"
+    plot_batch_scaling(table, tmp_path)
+    assert (tmp_path / "batch_scaling.png").stat().st_size > 0

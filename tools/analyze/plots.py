@@ -428,8 +428,26 @@ PLOTTERS = {
 FROM_METRICS = {"confusion", "pr_curve"}
 
 
+def _profile_batch_rows(profile: dict, path: Path) -> pd.DataFrame:
+    """vt-infer profile's batch-scaling records as batch_scaling rows (model, batch_size, latency_s,
+    throughput in samples/s, memory_gb); out-of-memory and skipped sizes keep their status and no values."""
+    rows = []
+    for record in profile["batch_scaling"]:
+        peak = record.get("peak_memory_bytes")
+        rows.append({
+            "model": profile.get("model") or path.parent.name,
+            "batch_size": record.get("batch_size"),
+            "status": record.get("status"),
+            "latency_s": record.get("latency_per_sample_s"),
+            "throughput": record.get("samples_per_s"),
+            "memory_gb": peak / 1e9 if peak is not None else None,
+        })
+    return pd.DataFrame(rows)
+
+
 def load_table(paths: list[Path]) -> pd.DataFrame:
-    """Rows of CSV, JSON (a list of records, or a training history {"train": [...], "val": [...]}) and JSONL files.
+    """Rows of CSV, JSON (a list of records, a training history {"train": [...], "val": [...]}, or a
+    vt-infer profile.json's batch_scaling) and JSONL files.
 
     A history becomes learning-curve rows (run = its folder's name, value = loss); every row
     gets `source` (the file it came from).
@@ -446,7 +464,9 @@ def load_table(paths: list[Path]) -> pd.DataFrame:
                 frame = pd.read_json(path, lines=True)
             else:
                 raw = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(raw, dict) and ({"train", "val"} & set(raw)):
+                if isinstance(raw, dict) and "batch_scaling" in raw:
+                    frame = _profile_batch_rows(raw, path)
+                elif isinstance(raw, dict) and ({"train", "val"} & set(raw)):
                     rows = [{"run": path.parent.name, "split": part, "step": r.get("step"), "value": r.get("loss"),
                              "metric": "loss"} for part in ("train", "val") for r in raw.get(part, []) if isinstance(r, dict)]
                     frame = pd.DataFrame(rows)
