@@ -102,6 +102,16 @@ class ScoreConfig(BackendOptions):
     predictions: Path = Field(description="predictions.jsonl written by vt-infer")
 
 
+def _write_manifest(manifest: RunManifest, config, backend, inputs: dict, outputs: dict) -> dict:
+    """run.json with the resolved backend settings, the inputs' hashes and this run's request counts."""
+    manifest.data["config"] = _resolved(config, backend)
+    for name, path in inputs.items():
+        manifest.add_input(path, name)
+    cost = {k: backend.counter.get(k) for k in ("requests", "retries", "cache_hits", "reasks", "unparseable")}
+    manifest.write(outputs=outputs, this_run=cost)
+    return cost
+
+
 def run_score(config: ScoreConfig) -> None:
     seed_everything(config.seed)
     predictions = read_jsonl(config.predictions, Prediction)
@@ -113,11 +123,8 @@ def run_score(config: ScoreConfig) -> None:
         backend.close()
     summary = summarize(verdicts, rubric)
     write_json(config.out / "summary.json", summary)
-    manifest.data["config"] = _resolved(config, backend)
-    manifest.add_input(config.predictions, "predictions")
-    manifest.add_input(rubric.source, "rubric")
-    cost = {k: backend.counter.get(k) for k in ("requests", "retries", "cache_hits", "reasks", "unparseable")}
-    manifest.write(outputs={"verdicts": "verdicts.jsonl", "summary": "summary.json"}, this_run=cost)
+    cost = _write_manifest(manifest, config, backend, {"predictions": config.predictions, "rubric": rubric.source},
+                           {"verdicts": "verdicts.jsonl", "summary": "summary.json"})
     counts = summary["counts"]
     console.print(
         f"{summary['n']} verdicts: {counts['ok']} ok, {counts['unparseable']} unparseable, {counts['error']} error "
@@ -149,12 +156,8 @@ def run_pairwise(config: PairwiseConfig) -> None:
         backend.close()
     summary = summarize_pairs(rows, unmatched)
     write_json(config.out / "summary.json", summary)
-    manifest.data["config"] = _resolved(config, backend)
-    manifest.add_input(config.a, "a")
-    manifest.add_input(config.b, "b")
-    manifest.add_input(rubric.source, "rubric")
-    cost = {k: backend.counter.get(k) for k in ("requests", "retries", "cache_hits", "reasks", "unparseable")}
-    manifest.write(outputs={"pairwise": "pairwise.jsonl", "summary": "summary.json"}, this_run=cost)
+    _write_manifest(manifest, config, backend, {"a": config.a, "b": config.b, "rubric": rubric.source},
+                    {"pairwise": "pairwise.jsonl", "summary": "summary.json"})
     prefs = summary["preferences"]
     console.print(
         f"{summary['n']} pairs: A {prefs['a']}, B {prefs['b']}, tie {prefs['tie']}, inconsistent "
