@@ -39,6 +39,12 @@ class Family:
     lora_target_modules: tuple[str, ...]
     end_of_turn: str  # the token that closes an assistant turn
     hub_ids: dict[str, str]  # registry short names -> hub ids
+    # Attribute paths from the loaded model (AutoModelForImageTextToText) to its parts, for freezing,
+    # per-part learning rates and parameter reports (vt-train). A part nested in another (a projector
+    # inside the vision tower) belongs to the most specific path.
+    vision_module: str = "model.vision_model"
+    projector_module: str = "model.connector"
+    decoder_layers: str = "model.text_model.layers"  # the language model's decoder blocks (a ModuleList)
 
 
 FAMILIES: dict[str, Family] = {
