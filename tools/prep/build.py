@@ -67,9 +67,40 @@ def aqa_answer(sample: Sample, variant: Variant, templates: dict[str, Any], rng:
     return pick(templates[key]).format(exercise=exercise.display, errors=" and ".join(mentions))
 
 
+def vqa_example(sample: Sample, data_root: Path, n_frames: int) -> Example:
+    """A VQA example: the sample's question as the user turn, its answer as the target.
+
+    Images carry no frames (`frames` None; the media enters the prompt as one image); a video
+    sample's frames are planned and its timing stated as for the other tasks. InputError when
+    the media cannot be read or the question or answer is empty.
+    """
+    media_path = data_root / sample.media
+    if not sample.question.strip() or not sample.answer.strip():
+        raise InputError(f"sample {sample.id!r}: a VQA sample needs a question and an answer")
+    frames = None
+    user = sample.question
+    if sample.media_kind == "image":
+        from videotune.core.image import load_image
+
+        height, width = load_image(media_path).shape[:2]  # refuses a missing or unreadable image
+        extra: dict[str, Any] = {"width_px": width, "height_px": height}
+    else:
+        info, timestamps = plan_frames(media_path, SamplingSpec(n_frames=n_frames))
+        frames = FrameSpec(n=len(timestamps), timestamps_s=timestamps)
+        user = f"{time_instruction(info.duration_s, timestamps)}\n{sample.question}"
+        extra = {"duration_s": info.duration_s, "fps": info.fps}
+    meta = {"dataset": sample.dataset, "group": sample.group, "split": sample.split, "task": "vqa",
+            "stage": sample.stage, "label": sample.label, "media_kind": sample.media_kind, **extra}
+    return Example(
+        id=f"{sample.id}:vqa", sample_id=sample.id, media=sample.media, frames=frames,
+        messages=[Message(role="user", content=user), Message(role="assistant", content=sample.answer)],
+        target=sample.answer, meta=meta,
+    )
+
+
 @dataclass
 class BuildOptions:
-    task: Literal["aqa", "feedback"]
+    task: Literal["aqa", "feedback", "vqa"]
     variant: Variant
     n_frames: int
     paraphrases: int
@@ -89,6 +120,12 @@ def build_examples(
         # One generator per sample: the paraphrase of a clip does not depend on which others are present.
         rng = random.Random(f"{options.seed}:{sample.id}")
         media_path = data_root / sample.media
+        if options.task == "vqa":
+            try:
+                examples.append(vqa_example(sample, data_root, options.n_frames))
+            except InputError as err:
+                rejects.append(Reject(file=str(media_path), record=sample.id, reason=str(err)))
+            continue
         try:
             info, timestamps = plan_frames(media_path, spec)
         except InputError as err:  # unreadable, truncated, or no frame in the window

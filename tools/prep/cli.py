@@ -86,6 +86,39 @@ add_command(synth_app, "gym", SynthGymConfig, synth_gym_command,
             example="vt-prep synth gym --out data/gym --n-clips 480 --seed 0")
 
 
+# --------------------------------------------------------------------------- synth clinic
+
+
+class SynthClinicConfig(CommandConfig):
+    """Render synthetic clinic scans with findings and three curriculum stages of questions (seed 001)."""
+
+    out: Path = Field(description="output folder: images/ and samples.parquet (one row per image and question)")
+    n_images: int = Field(240, ge=1, description="number of scans; each gives six questions, two per stage")
+    width_px: int = Field(96, ge=32, description="scan width in pixels")
+    height_px: int = Field(72, ge=32, description="scan height in pixels (4:3 by default: letterboxing pads it)")
+    normal_share: float = Field(1 / 3, ge=0, le=1, description="share of scans without any lesion")
+    seed: int = Field(0, description="random seed: the same seed renders the same bytes")
+
+
+def synth_clinic_command(config: SynthClinicConfig) -> None:
+    from videotune.prep.synth_clinic import ClinicSynthConfig, synth_clinic
+
+    manifest = RunManifest("prep", "synth clinic", config.model_dump(mode="json"), config.out, seed=config.seed)
+    clinic_config = ClinicSynthConfig(n_images=config.n_images, width_px=config.width_px, height_px=config.height_px,
+                                      seed=config.seed, normal_share=config.normal_share)
+    with Progress("render scans", config.n_images) as progress:
+        samples = synth_clinic(config.out, clinic_config, progress=lambda done, total: progress.advance())
+    write_samples(config.out / "samples.parquet", samples)
+    answers = Counter(f"{s.stage}/{s.label}={s.answer}" for s in samples)
+    manifest.write(outputs={"samples": "samples.parquet", "n_samples": len(samples), "n_images": config.n_images},
+                   counts=dict(sorted(answers.items())))
+    console.print(f"wrote {config.n_images} scans ({len(samples)} questions) to {config.out}")
+
+
+add_command(synth_app, "clinic", SynthClinicConfig, synth_clinic_command,
+            example="vt-prep synth clinic --out data/clinic/raw --n-images 240 --seed 0")
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -95,7 +128,8 @@ class BuildConfig(CommandConfig):
     samples: Path = Field(description="samples.parquet to read")
     out: Path = Field(description="output folder: examples/all.jsonl, rejects.jsonl, run.json")
     data_root: Path | None = Field(None, description="folder the samples' media paths are relative to [default: the samples file's folder]")
-    task: Literal["aqa", "feedback"] = Field("aqa", description="aqa: exercise and errors; feedback: physiotherapy text")
+    task: Literal["aqa", "feedback", "vqa"] = Field(
+        "aqa", description="aqa: exercise and errors; feedback: physiotherapy text; vqa: the samples' question and answer")
     variant: Literal["plain", "temporal", "boolean"] = Field(
         "plain", description="answer form: plain errors, errors with time spans, or a yes/no mistake answer")
     frames: int = Field(8, ge=1, description="frames sampled uniformly per clip (stated in the prompt)")
