@@ -258,12 +258,21 @@ def encode_batch(
     durations: Sequence[float],
     targets: Sequence[str] | None = None,
     padding_side: str = "right",
+    images: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Tokenize prompts (+ targets) with their frames into model inputs.
 
     With `targets`, `labels` hold the target tokens (and the end-of-turn token) and -100
-    everywhere else: prompt and media tokens never enter the loss.
+    everywhere else: prompt and media tokens never enter the loss. With `images` (one uint8
+    RGB [H, W, 3] array per prompt) the batch is an image batch: `videos`, `timestamps` and
+    `durations` must be empty (a batch mixing images and videos is refused).
     """
+    if images is not None:
+        if len(videos) or len(timestamps) or len(durations):
+            raise ValueError(
+                "encode_batch: a batch mixes images and videos; batch image examples and video examples separately"
+            )
+        return encode_image_batch(processor, family, user_texts, images, targets=targets, padding_side=padding_side)
     from transformers.video_utils import VideoMetadata
 
     tokenizer = processor.tokenizer
@@ -287,6 +296,37 @@ def encode_batch(
             text=texts, videos=[np.asarray(v) for v in videos], video_metadata=metadata,
             padding=True, return_tensors="pt", do_sample_frames=False,
         )
+    finally:
+        tokenizer.padding_side = previous_side
+    batch = dict(batch)
+    if targets is not None:
+        batch["labels"] = _target_labels(tokenizer, batch["input_ids"], batch["attention_mask"], targets, family)
+    return batch
+
+
+def encode_image_batch(
+    processor: Any,
+    family: Family,
+    user_texts: Sequence[str],
+    images: Sequence[np.ndarray],
+    targets: Sequence[str] | None = None,
+    padding_side: str = "right",
+) -> dict[str, Any]:
+    """Tokenize prompts (+ targets) with one still image each: chat content {"type": "image"}.
+
+    The image enters as the processor's `images=` (one list per prompt); labels as in `encode_batch`.
+    """
+    if len(images) != len(user_texts):
+        raise ValueError(f"encode_image_batch: {len(user_texts)} prompts but {len(images)} images")
+    tokenizer = processor.tokenizer
+    conversations = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in user_texts]
+    texts = [processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    if targets is not None:
+        texts = [p + " " + t + family.end_of_turn for p, t in zip(texts, targets)]
+    previous_side = tokenizer.padding_side
+    tokenizer.padding_side = padding_side
+    try:
+        batch = processor(text=texts, images=[[np.asarray(i)] for i in images], padding=True, return_tensors="pt")
     finally:
         tokenizer.padding_side = previous_side
     batch = dict(batch)

@@ -67,3 +67,28 @@ def test_resolve_errors(tmp_path):
     with pytest.raises(InputError, match="belongs to no registered family"):
         models.resolve(str(tmp_path))
     assert models.resolve("smolvlm2-256m").source == "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
+
+
+def test_image_batch_labels_and_mixed_batches_refused(tiny_dir):
+    ref = models.resolve(str(tiny_dir))
+    model, processor = models.load(ref)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)]
+    targets = ["The subject is performing a Squat.", "no error"]
+    batch = models.encode_batch(processor, ref.family, ["is it normal", "how many"], [], [], [], targets=targets,
+                                images=images)
+    tok = processor.tokenizer
+    image_id = tok.convert_tokens_to_ids("<image>")
+    assert (batch["input_ids"] == image_id).sum() == 2 * 16  # one image of 16 tokens per prompt
+    assert batch["pixel_values"].shape[:2] == (2, 1)
+    for row, target in enumerate(targets):
+        kept = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert tok.decode(kept) == " " + target + "<end_of_utterance>"
+    assert torch.isfinite(model(**batch).loss)
+    # left padding for generation: the prompts end flush right
+    gen = models.encode_batch(processor, ref.family, ["a", "a much longer question"], [], [], [], images=images,
+                              padding_side="left")
+    assert (gen["attention_mask"][:, -1] == 1).all() and "labels" not in gen
+    with pytest.raises(ValueError, match="mixes images and videos"):
+        models.encode_batch(processor, ref.family, ["q"], [rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)],
+                            [[0.0, 0.5]], [1.0], images=images[:1])
