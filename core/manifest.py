@@ -93,12 +93,13 @@ class RunManifest:
         path = Path(path)
         self.data["inputs"][name or str(path)] = {"path": str(path), "sha256": path_sha256(path)}
 
-    def write(self, outputs: dict[str, Any] | None = None, **extra: Any) -> Path:
+    def write(self, outputs: dict[str, Any] | None = None, *, filename: str = "run.json", **extra: Any) -> Path:
+        """Write the manifest; `filename` other than run.json where one folder holds several outputs."""
         self.data["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         started = datetime.fromisoformat(self.data["started_at"])
         self.data["wall_s"] = round((datetime.now(UTC) - started).total_seconds(), 3)
         self.data["outputs"] = outputs or {}
         self.data.update(extra)
-        target = self.out_dir / "run.json"
+        target = self.out_dir / filename
         write_json(target, self.data)
         return target
