@@ -160,3 +160,89 @@ class Reject(BaseModel):
     file: str
     record: str
     reason: str
+
+
+# --------------------------------------------------------------------------- streaming DST (issue 8)
+
+# The three node states of a dialogue-state-tracking (DST) graph, in the order a step goes through them.
+NodeState = Literal["not_started", "in_progress", "completed"]
+
+
+class DstNode(Strict):
+    id: str = Field(min_length=1)
+    name: str
+
+
+class StreamFrame(Strict):
+    """The targets at one sampled frame of a stream example (vt-prep dst -> vt-train dst, vt-analyze)."""
+
+    t_s: float = Field(ge=0.0)  # presentation time of the frame, seconds from the stream start
+    dst_update: bool  # the state changed since the previous frame
+    dst_delta: dict[str, NodeState] = {}  # the nodes whose state changed, with their new state
+    dst: dict[str, NodeState]  # every node's state at this frame (after the update)
+    speak: bool
+    response: str = ""  # what the assistant says at this frame (when speak)
+    user: str = ""  # what the user said since the previous frame (model input, never a target)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StreamFrame:
+        if self.dst_update != bool(self.dst_delta):
+            raise ValueError("dst_update must be true exactly when dst_delta names a changed node")
+        if self.speak != bool(self.response.strip()):
+            raise ValueError("speak must be true exactly when a response is given")
+        for node, state in self.dst_delta.items():
+            if self.dst.get(node) != state:
+                raise ValueError(f"dst_delta sets {node!r} to {state!r} but dst has {self.dst.get(node)!r}")
+        return self
+
+
+class StreamExample(Strict):
+    """One video of stream/{train,val,test}.jsonl: the task's DST nodes and per-frame targets."""
+
+    id: str = Field(min_length=1)
+    video_id: str  # the leakage unit of the split
+    media: str  # video path relative to the data root
+    fps: float = Field(gt=0.0)  # frames sampled per second of video
+    duration_s: float = Field(gt=0.0)
+    goal: str = ""
+    knowledge: str = ""
+    system: str = ""  # the dataset's system prompt, if any
+    nodes: list[DstNode] = Field(min_length=1)
+    frames: list[StreamFrame] = Field(min_length=1)
+    split: Literal["", "train", "val", "test"] = ""
+    meta: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _frames(self) -> StreamExample:
+        ids = [n.id for n in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate node ids in {ids}")
+        for index, frame in enumerate(self.frames):
+            if set(frame.dst) != set(ids):
+                raise ValueError(f"frame {index}: dst covers {sorted(frame.dst)}, the nodes are {ids}")
+            if index and frame.t_s <= self.frames[index - 1].t_s:
+                raise ValueError(f"frame {index}: time {frame.t_s}s does not follow {self.frames[index - 1].t_s}s")
+        return self
+
+
+class StreamEvent(Strict):
+    """One frame of a vt-infer stream run (events.jsonl): the decisions, what was generated, timing."""
+
+    id: str = Field(min_length=1)  # "<video_id>@<frame index>"
+    video_id: str
+    frame: int = Field(ge=0)
+    t_s: float = Field(ge=0.0)
+    speak_prob: float = Field(ge=0.0, le=1.0)
+    speak: bool
+    response: str = ""
+    dst_update_prob: float = Field(ge=0.0, le=1.0)
+    dst_update: bool
+    dst_text: str = ""  # the generated update as text, kept verbatim even when it does not parse
+    dst_valid: bool = True  # the generated update parsed into known nodes and states
+    dst: dict[str, NodeState]  # the tracked state after this frame
+    user: str = ""
+    frame_s: float = Field(0.0, ge=0.0)  # appending the frame and deciding (no generation)
+    total_s: float = Field(0.0, ge=0.0)  # the whole frame, generation included
+    new_tokens: int = Field(0, ge=0)
+    cache_tokens: int = Field(0, ge=0)  # tokens in the KV cache after this frame
+    cache_rebuilt: bool = False  # the cache limit was reached and the cache rebuilt at this frame

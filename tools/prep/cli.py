@@ -202,6 +202,36 @@ add_command(app, "split", SplitConfig, split_command,
 
 
 def main() -> None:
+# --------------------------------------------------------------------------- streaming DST (issue 8)
+from videotune.prep.dst import DstPrepConfig, run_dst_prep  # noqa: E402
+from videotune.prep.synth_assembly import SynthAssemblyCommand, run_synth_assembly  # noqa: E402
+
+
+def synth_assembly_command(config: SynthAssemblyCommand) -> None:
+    summary = run_synth_assembly(config)
+    console.print(f"wrote {summary['n_videos']} videos ({summary['total_duration_s']:.0f} s) and "
+                  f"{config.out / 'annotations.json'}")
+
+
+def dst_command(config: DstPrepConfig) -> None:
+    result = run_dst_prep(config)
+    if result["rejects"]:
+        _write_rejects(config.out, result["rejects"], strict=False)
+    table = Table(title="stream examples")
+    for column in ("split", "videos", "frames", "speak", "dst update"):
+        table.add_column(column)
+    for name, s in result["stats"].items():
+        table.add_row(name, str(s["videos"]), str(s["frames"]), f"{s['speak_frames']} ({s['speak_share']:.1%})",
+                      f"{s['dst_update_frames']} ({s['dst_update_share']:.1%})")
+    console.print(table)
+
+
+add_command(synth_app, "assembly", SynthAssemblyCommand, synth_assembly_command,
+            example="vt-prep synth assembly --out data/assembly/raw --n-videos 60 --seed 0")
+add_command(app, "dst", DstPrepConfig, dst_command,
+            example="vt-prep dst --input data/assembly/raw/annotations.json --fps 2 --out data/assembly")
+
+
     run_app(app)
 
 
