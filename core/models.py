@@ -102,8 +102,9 @@ def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False,
     """Load model and processor; `trust_remote_code` is opt-in (NVILA, Mobile-VideoGPT need it).
 
     Quantized checkpoints load here unchanged for every caller: torchao ones (int8/int4 weight-only)
-    through transformers' own `quantization_config` in config.json (TorchAoConfig), GPTQ ones the
-    same way (with GPTQModel installed); a torch.ao dynamic-int8 one, which transformers cannot
+    through transformers' own `quantization_config` in config.json (TorchAoConfig); GPTQ ones through
+    GPTQModel, which picks a CUDA or CPU kernel (transformers' own GPTQ path, via optimum, finds no
+    decoder blocks in these architectures); a torch.ao dynamic-int8 one, which transformers cannot
     rebuild, through its `videotune.json` (see `load_dynamic_int8`).
     """
     import torch
@@ -120,6 +121,8 @@ def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False,
                     f"(torch.ao's quantized kernels are CPU ones); got dtype {dtype}, device {device}"
                 )
             return load_dynamic_int8(ref.source, trust_remote_code=trust_remote_code), processor
+        if quantization is not None and quantization.get("method") == "gptq":
+            return load_gptq(ref.source, device=device, trust_remote_code=trust_remote_code), processor
         model = AutoModelForImageTextToText.from_pretrained(
             ref.source, dtype=torch_dtype, trust_remote_code=trust_remote_code
         )
@@ -192,6 +195,28 @@ def load_dynamic_int8(model_dir: str | Path, trust_remote_code: bool = False):
     if (model_dir / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(model_dir)
     return model.eval()
+
+
+def configure_gptqmodel() -> None:
+    """Settings GPTQModel reads at import time.
+
+    On small machines GPTQModel sizes its CPU pool to (cores + 1) // 2 workers and then asks for
+    2 loader workers from it, which fails with 2 cores; 2 workers is the least it accepts.
+    """
+    import os
+
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, ((os.cpu_count() or 1) + 1) // 2)))
+
+
+def load_gptq(model_dir: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+    """A GPTQModel checkpoint as a plain transformers model whose linear layers are GPTQ kernels."""
+    configure_gptqmodel()
+    try:
+        from gptqmodel import GPTQModel
+    except ImportError as err:
+        raise InputError(f"{model_dir} is a GPTQ model: loading it needs GPTQModel (pip install 'videotune[gptq]') ({err})") from err
+    wrapper = GPTQModel.load(str(model_dir), device=str(device), trust_remote_code=trust_remote_code)
+    return wrapper.model
 
 
 def weights_bytes(model_dir: str | Path) -> int:
@@ -361,8 +386,17 @@ SMOLVLM_SPECIAL_TOKENS = [
 ] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int, special_tokens: list[str]):
-    """A byte-level BPE tokenizer trained on `corpus`, wrapped as a transformers fast tokenizer."""
+def train_tokenizer(
+    corpus: Iterable[str], vocab_size: int, special_tokens: list[str], *,
+    bos_token: str | None = "<|im_start|>", eos_token: str | None = "<end_of_utterance>",
+    pad_token: str | None = "<|endoftext|>", unk_token: str | None = "<|endoftext|>",
+    named_tokens: dict[str, str] | None = None,
+):
+    """A byte-level BPE tokenizer trained on `corpus`, wrapped as a transformers fast tokenizer.
+
+    The defaults are SmolVLM's token roles; other families pass theirs (Qwen: no BOS, <|im_end|> as EOS).
+    `named_tokens` become tokenizer attributes the processors look up (`image_token`, `video_token`, ...).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -374,12 +408,13 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int, special_tokens: list
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer=trainer)
+    if named_tokens is None:
+        named_tokens = {"image_token": "<image>", "video_token": "<video>",
+                        "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+                        "end_of_utterance_token": "<end_of_utterance>"}
+    roles = {"bos_token": bos_token, "eos_token": eos_token, "pad_token": pad_token, "unk_token": unk_token}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>",
-                              "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
-                              "end_of_utterance_token": "<end_of_utterance>"},
+        tokenizer_object=tok, **{k: v for k, v in roles.items() if v is not None}, extra_special_tokens=named_tokens,
     )
 
 

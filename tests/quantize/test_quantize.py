@@ -128,24 +128,27 @@ def test_linear_pattern_matches_exactly_the_linear_weights(tiny_model):
         int4_group_size(model, 128)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-def test_gptq_refuses_clearly_without_cuda(tiny_model, tmp_path):
-    with pytest.raises(InputError, match="needs a CUDA GPU"):
-        run_quantize(QuantizeConfig(method="gptq", model=tiny_model, out=tmp_path / "q", calibration=tmp_path / "x.jsonl"))
+def test_gptq_refuses_clearly_without_calibration(tiny_model, tmp_path):
     result = subprocess.run([str(BIN / "vt-quantize"), "--method", "gptq", "--model", str(tiny_model), "--out",
                              str(tmp_path / "q")], capture_output=True, text=True)
-    assert result.returncode == 2 and "CUDA" in result.stderr
+    assert result.returncode == 2 and "--calibration" in result.stderr
     assert not (tmp_path / "q/model").exists()
 
 
-@pytest.mark.gpu
-def test_gptq_on_a_gpu(tiny_model, gym_examples, tmp_path):
-    pytest.importorskip("gptqmodel", reason="gptq needs GPTQModel (pip install gptqmodel)")
+def test_gptq_quantizes_and_generates(tiny_model, gym_examples, tmp_path):
+    """GPTQModel on whatever device there is (the CPU here): 4-bit decoder weights that load and generate."""
+    pytest.importorskip("gptqmodel", reason="gptq needs GPTQModel (pip install 'videotune[gptq]')")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     report = run_quantize(QuantizeConfig(method="gptq", model=tiny_model, out=tmp_path / "q", calibration=gym_examples,
-                                         group_size=32))
+                                         calibration_examples=16, group_size=32))
     assert report["ratio"] < 1.0
-    model, _ = models.load(models.resolve(str(tmp_path / "q/model")), device="cuda")
-    assert len(_generate_tokens(model, device="cuda")) == 4
+    marker = models.read_quantization(tmp_path / "q/model")
+    assert marker["method"] == "gptq" and marker["bits"] == 4 and marker["group_size"] == 32
+    assert not (tmp_path / "q/model/quant_log.csv").exists()
+    model, _ = models.load(models.resolve(str(tmp_path / "q/model")), device=device)
+    kernels = {type(m).__name__ for n, m in model.named_modules() if n.endswith("text_model.layers.0.self_attn.q_proj")}
+    assert kernels and not kernels & {"Linear"}, kernels  # the decoder's projections are GPTQ kernels
+    assert len(_generate_tokens(model, device=device)) == 4
 
 
 def test_console_script_usage_errors(tiny_model, tmp_path):

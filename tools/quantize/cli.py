@@ -22,12 +22,13 @@ class QuantizeConfig(CommandConfig):
     """Write OUT/model (a model directory that vt-infer generate/profile load unchanged), OUT/size.json
     (weight bytes before/after and their ratio) and OUT/run.json.
 
-    int8-dynamic, int8-weight and int4-weight run on a CPU; gptq needs a CUDA GPU and GPTQModel.
+    int8-dynamic, int8-weight and int4-weight run on a CPU; gptq needs GPTQModel (the [gptq] extra) and
+    runs on CUDA, or on the CPU slowly.
     """
 
     method: Literal["fp32", "bf16", "fp16", "int8-dynamic", "int8-weight", "int4-weight", "gptq"] = Field(
         description="fp32|bf16|fp16: stored dtype; int8-dynamic: torch.ao dynamic int8 (CPU); int8-weight / "
-        "int4-weight: torchao weight-only; gptq: GPTQModel 4-bit (CUDA)"
+        "int4-weight: torchao weight-only; gptq: GPTQModel 4-bit (CUDA, or CPU slowly)"
     )
     model: Path = Field(description="model directory to quantize (float weights, e.g. vt-train's model/)")
     out: Path = Field(description="output folder: model/, size.json, run.json")

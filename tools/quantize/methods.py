@@ -8,8 +8,9 @@ Every output directory loads through `videotune.core.models.load` like any check
   the quantized state dict goes to `model.int8-dynamic.pt` and videotune.json names the method,
   so that core's loader rebuilds the architecture, re-applies the same quantize_dynamic and
   loads the int8 weights;
-- gptq: GPTQModel (CUDA only), calibrated on training examples; transformers reloads it through
-  the `quantization_config` GPTQModel writes (with gptqmodel installed).
+- gptq: GPTQModel, calibrated on training examples, on CUDA or (slowly) on the CPU; transformers
+  cannot rebuild GPTQModel's smolvlm checkpoints (its optimum path finds no decoder blocks), so
+  videotune.json names the method and core's loader loads it through GPTQModel.
 """
 
 from __future__ import annotations
@@ -184,37 +185,47 @@ def quantize(
 
 
 def require_gptq():
-    """GPTQModel's entry points, or InputError saying why gptq cannot run here (no CUDA, not installed)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise InputError(
-            "gptq needs a CUDA GPU (GPTQModel quantizes on the GPU and its kernels are CUDA ones); none is "
-            "visible here. On a CPU use int8-dynamic, int8-weight or int4-weight."
-        )
+    """GPTQModel's entry points, or InputError saying why gptq cannot run here (not installed)."""
+    models.configure_gptqmodel()
     try:
         from gptqmodel import GPTQModel, QuantizeConfig
     except ImportError as err:
         raise InputError(
-            "gptq needs GPTQModel: pip install gptqmodel (not auto-gptq, which is end-of-life and does "
-            f"not import with transformers 5) ({err})"
+            "gptq needs GPTQModel: pip install 'videotune[gptq]' (not auto-gptq, which is end-of-life and "
+            f"does not import with transformers 5) ({err})"
         ) from err
     return GPTQModel, QuantizeConfig
 
 
 def _gptq(source: Path, out_dir: Path, calibration: Sequence[str] | None, group_size: int | None, bits: int) -> dict[str, Any]:
-    """GPTQ with GPTQModel: it runs the calibration forward passes layer by layer on a CUDA device."""
+    """GPTQ with GPTQModel: calibration forward passes layer by layer, on CUDA when there is one, else on the CPU."""
+    import torch
+
     GPTQModel, QuantizeConfig = require_gptq()
     if not calibration:
         raise InputError("gptq needs calibration examples: pass --calibration TRAIN.jsonl")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        log.warning("gptq on the CPU: correct but slow (about 30 s for the tiny model here; hours for billions of weights)")
     config = QuantizeConfig(bits=bits, group_size=group_size or 128)
-    model = GPTQModel.load(str(source), config)
+    model = GPTQModel.load(str(source), config, device=device)
     model.quantize(list(calibration), batch_size=1)
     model.save(str(out_dir))
+    # GPTQModel leaves its own log beside the weights; it is not part of the model
+    (out_dir / "quant_log.csv").unlink(missing_ok=True)
     return {
-        "backend": "GPTQModel", "bits": bits, "group_size": group_size or 128,
-        "calibration_examples": len(calibration),
+        "backend": f"GPTQModel {_version('gptqmodel')}", "bits": bits, "group_size": group_size or 128,
+        "calibration_examples": len(calibration), "quantized_on": device,
+        "scope": "the language model's decoder layers (GPTQModel's smolvlm definition); vision tower, "
+                 "connector, embeddings and lm_head stay in float",
+        "note": "loads through GPTQModel (videotune.core.models.load), which picks a CPU or CUDA kernel",
     }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def size_report(method: str, source: Path, out_dir: Path) -> dict[str, Any]:
