@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from videotune.core import models
+from videotune.core.image import is_image_path, load_image
 from videotune.core.io import read_jsonl
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example
@@ -21,10 +22,12 @@ class DecodedExample:
     frames: np.ndarray  # uint8 [N, H, W, 3]
     timestamps_s: list[float]
     duration_s: float
+    image: np.ndarray | None = None  # uint8 [H, W, 3] for a still-image example (frames holds it as [1, H, W, 3])
 
 
 def load_decoded(
-    examples_path: Path, data_root: Path, frame_size: int, cache: FrameCache, n_frames: int | None = None
+    examples_path: Path, data_root: Path, frame_size: int, cache: FrameCache, n_frames: int | None = None,
+    letterbox: int | None = None,
 ) -> list[DecodedExample]:
     """Read examples and decode each clip's frames once (through the on-disk cache).
 
@@ -35,6 +38,12 @@ def load_decoded(
     decoded = []
     with Progress(f"decode {examples_path.name}", len(examples)) as progress:
         for example in examples:
+            if example.frames is None and is_image_path(example.media):
+                # a still image: read as is (or letterboxed to a square), no frame sampling or cache
+                image = load_image(data_root / example.media, letterbox_size=letterbox)
+                decoded.append(DecodedExample(example, image[None], [], 0.0, image=image))
+                progress.advance()
+                continue
             count = n_frames or (example.frames.n if example.frames else 1)
             sampled = cache.get_or_sample(data_root / example.media, SamplingSpec(n_frames=count, size=frame_size))
             decoded.append(DecodedExample(example, sampled.frames, sampled.timestamps_s, sampled.duration_s))
@@ -68,8 +77,10 @@ class VideoCollator:
             self.processor,
             self.family,
             user_texts,
-            [b.frames for b in batch],
-            [b.timestamps_s for b in batch],
-            [b.duration_s for b in batch],
+            [b.frames for b in batch if b.image is None],
+            [b.timestamps_s for b in batch if b.image is None],
+            [b.duration_s for b in batch if b.image is None],
             targets=[b.example.target for b in batch] if self.with_targets else None,
+            # image examples go in as images; a batch mixing them with videos is refused there
+            images=[b.image for b in batch if b.image is not None] or None,
         )

@@ -48,6 +48,8 @@ class SftConfig(CommandConfig):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     frames: int | None = Field(None, ge=1, description="frames per clip [default: as built into the examples]")
+    letterbox: int | None = Field(
+        None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
     save_every_epochs: int = Field(
         1, ge=1, description="write a resumable checkpoint every N epochs (the final model always goes to model/)")
@@ -94,8 +96,9 @@ def run_sft(config: SftConfig) -> dict:
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
     cache = FrameCache(config.cache_dir or default_cache_dir())
     size = models.frame_size(processor)
-    train_items = load_decoded(config.train, config.data_root, size, cache, config.frames)
-    val_items = load_decoded(config.val, config.data_root, size, cache, config.frames) if config.val else []
+    train_items = load_decoded(config.train, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
+    val_items = (load_decoded(config.val, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
+                 if config.val else [])
 
     if config.mode == "lora":
         from peft import LoraConfig, get_peft_model
