@@ -40,7 +40,7 @@ def letterbox(image: np.ndarray | Image.Image, size: int, fill: int = 0) -> np.n
         pil = pil.resize((new_w, new_h), resample=resample)
     canvas = Image.new("RGB", (size, size), (fill, fill, fill))
     canvas.paste(pil, ((size - new_w) // 2, (size - new_h) // 2))
-    return np.asarray(canvas, dtype=np.uint8)
+    return np.array(canvas, dtype=np.uint8)  # a writable copy (torch.from_numpy warns on read-only arrays)
 
 
 def load_image(path: str | Path, letterbox_size: int | None = None) -> np.ndarray:
@@ -59,4 +59,4 @@ def load_image(path: str | Path, letterbox_size: int | None = None) -> np.ndarra
         raise InputError(f"{path}: not a readable image ({err})") from err
     if letterbox_size is not None:
         return letterbox(pil, letterbox_size)
-    return np.asarray(pil, dtype=np.uint8)
+    return np.array(pil, dtype=np.uint8)

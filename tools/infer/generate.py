@@ -11,11 +11,12 @@ from pydantic import Field
 
 from videotune.core import models
 from videotune.core.cli import CommandConfig
+from videotune.core.image import is_image_path, load_image
 from videotune.core.io import InputError, ResumableJsonl, read_jsonl
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
-from videotune.core.video import FrameCache, SamplingSpec, VideoReadError, default_cache_dir
+from videotune.core.video import FrameCache, SamplingSpec, default_cache_dir
 
 log = logging.getLogger("videotune.infer")
 
@@ -30,6 +31,8 @@ class GenerateConfig(CommandConfig):
     batch_size: int = Field(8, ge=1, description="examples per generate() call")
     max_new_tokens: int = Field(64, ge=1, description="generation length cap (tokens)")
     frames: int | None = Field(None, ge=1, description="frames per clip [default: as built into the examples]")
+    letterbox: int | None = Field(
+        None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
     limit: int | None = Field(None, ge=1, description="answer only the first N examples")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
@@ -48,6 +51,16 @@ class _FirstTokenClock:
         if self.first_at is None:
             self.first_at = time.perf_counter()
         return scores
+
+
+def _is_image(example: Example) -> bool:
+    return example.frames is None and is_image_path(example.media)
+
+
+def _batches(examples: list[Example], size: int) -> list[list[Example]]:
+    """Batches of at most `size`, each of one media kind (a model call takes images or videos, not both)."""
+    kinds = ([e for e in examples if not _is_image(e)], [e for e in examples if _is_image(e)])
+    return [kind[start : start + size] for kind in kinds for start in range(0, len(kind), size)]
 
 
 def run_generate(config: GenerateConfig) -> dict:
@@ -75,15 +88,17 @@ def run_generate(config: GenerateConfig) -> dict:
         log.info("%d examples, %d already done, %d to generate", len(examples), len(examples) - len(todo), len(todo))
         n_errors = 0
         with Progress("generate", len(todo)) as progress:
-            for start in range(0, len(todo), config.batch_size):
-                batch = todo[start : start + config.batch_size]
+            for batch in _batches(todo, config.batch_size):
                 t0 = time.perf_counter()
                 ready, videos = [], []
                 for example in batch:
                     count = config.frames or (example.frames.n if example.frames else 1)
                     try:
-                        sampled = cache.get_or_sample(config.data_root / example.media, SamplingSpec(n_frames=count, size=size))
-                    except VideoReadError as err:
+                        if _is_image(example):
+                            sampled = load_image(config.data_root / example.media, letterbox_size=config.letterbox)
+                        else:
+                            sampled = cache.get_or_sample(config.data_root / example.media, SamplingSpec(n_frames=count, size=size))
+                    except InputError as err:  # an unreadable video (VideoReadError) or image
                         n_errors += 1
                         sink.append(Prediction(id=example.id, model=model_name, prompt=example.messages[-2].content,
                                                prediction="", reference=example.target, status="error",
@@ -94,10 +109,14 @@ def run_generate(config: GenerateConfig) -> dict:
                 if not ready:
                     progress.advance(len(batch))
                     continue
-                inputs = models.encode_batch(
-                    processor, ref.family, [e.messages[-2].content for e in ready], [v.frames for v in videos],
-                    [v.timestamps_s for v in videos], [v.duration_s for v in videos], padding_side="left",
-                )
+                if _is_image(ready[0]):  # the batch is all images (see _batches)
+                    inputs = models.encode_batch(processor, ref.family, [e.messages[-2].content for e in ready], [], [], [],
+                                                 padding_side="left", images=videos)
+                else:
+                    inputs = models.encode_batch(
+                        processor, ref.family, [e.messages[-2].content for e in ready], [v.frames for v in videos],
+                        [v.timestamps_s for v in videos], [v.duration_s for v in videos], padding_side="left",
+                    )
                 inputs = {k: v.to(device) for k, v in inputs.items()}
                 if "pixel_values" in inputs and config.dtype != "float32":
                     inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, config.dtype))
