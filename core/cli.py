@@ -80,8 +80,10 @@ def add_command(
             default = ",".join(str(v) for v in default)
         if isinstance(default, Path):
             default = str(default)
-        flag = "--" + field_name.replace("_", "-")
-        decls = [flag] if annotation is not bool else [f"{flag}/--no-{field_name.replace('_', '-')}"]
+        # A field named after a BaseModel attribute (`json`) takes its flag from its alias.
+        flag_name = (field.alias or field_name).replace("_", "-")
+        flag = "--" + flag_name
+        decls = [flag] if annotation is not bool else [f"{flag}/--no-{flag_name}"]
         option = typer.Option(default, *decls, help=field.description or "", show_default=True, **extra)
         params.append(
             inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
@@ -95,7 +97,7 @@ def add_command(
                 value = value.value
             if _is_list(config_cls.model_fields[key].annotation) and isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            values[key] = value
+            values[config_cls.model_fields[key].alias or key] = value
         try:
             config = config_cls(**values)
         except ValidationError as err:

@@ -98,9 +98,36 @@ def vqa_example(sample: Sample, data_root: Path, n_frames: int) -> Example:
     )
 
 
+def passthrough_example(sample: Sample, data_root: Path, n_frames: int, templates: dict[str, Any]) -> Example:
+    """An imported sample's own conversation (vt-prep import llava/vqa/qved): its question and answer,
+    or every turn of meta.conversations, with the media and timing handled as for `vqa_example`.
+
+    meta.task stays the sample's task (aqa/feedback/vqa) so that vt-analyze scores it as such; a
+    feedback sample without a question gets the shipped feedback question.
+    """
+    question = sample.question
+    if not question.strip() and sample.task == "feedback":
+        question = templates["feedback_question"]
+    base = vqa_example(sample.model_copy(update={"question": question}), data_root, n_frames)
+    messages = list(base.messages)
+    turns = sample.meta_dict().get("conversations")
+    if turns:
+        # The first human turn is rebuilt (timing of the frames sampled now + question); the rest verbatim.
+        roles = {"human": "user", "gpt": "assistant"}
+        messages = [messages[0], *(Message(role=roles[t["from"]], content=t["value"]) for t in turns[1:])]
+    meta = {**base.meta, "task": sample.task, "question": question, "errors": [e.model_dump() for e in sample.errors]}
+    if sample.task == "aqa":
+        timed = bool(sample.errors) and not sample.meta_dict().get("untimed_errors")
+        meta["variant"] = "temporal" if timed else "plain"
+    return Example(
+        id=f"{sample.id}:passthrough", sample_id=sample.id, media=sample.media, frames=base.frames,
+        messages=messages, target=messages[-1].content, meta=meta,
+    )
+
+
 @dataclass
 class BuildOptions:
-    task: Literal["aqa", "feedback", "vqa"]
+    task: Literal["aqa", "feedback", "vqa", "passthrough"]
     variant: Variant
     n_frames: int
     paraphrases: int
@@ -120,9 +147,12 @@ def build_examples(
         # One generator per sample: the paraphrase of a clip does not depend on which others are present.
         rng = random.Random(f"{options.seed}:{sample.id}")
         media_path = data_root / sample.media
-        if options.task == "vqa":
+        if options.task in ("vqa", "passthrough"):
             try:
-                examples.append(vqa_example(sample, data_root, options.n_frames))
+                if options.task == "vqa":
+                    examples.append(vqa_example(sample, data_root, options.n_frames))
+                else:
+                    examples.append(passthrough_example(sample, data_root, options.n_frames, templates))
             except InputError as err:
                 rejects.append(Reject(file=str(media_path), record=sample.id, reason=str(err)))
             continue
@@ -138,6 +168,12 @@ def build_examples(
                 continue
             question, target = templates["feedback_question"], sample.answer
         else:
+            untimed = sample.meta_dict().get("untimed_errors")
+            if options.variant == "temporal" and untimed:
+                # An imported answer named these errors without times: a temporal answer would invent them.
+                rejects.append(Reject(file=str(media_path), record=sample.id,
+                                      reason=f"errors {untimed} have no time spans: cannot build a temporal answer"))
+                continue
             question = templates["boolean_question" if options.variant == "boolean" else "question"]
             target = aqa_answer(sample, options.variant, templates, rng, options.paraphrases)
         user = f"{intro}\nPlease answer the following questions related to this video.\n{question}"

@@ -1,0 +1,133 @@
+import json
+import os
+
+import pytest
+from import_helpers import clip, cut_clip, garbage, rejects, run_prep, write_json
+
+from videotune.core.io import InputError, file_sha256, read_samples
+from videotune.prep.importers.common import merge_spans
+from videotune.prep.importers.fitness_aqa import FitnessAqaOptions, import_fitness_aqa
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """A Fitness-AQA release in the real layout with one clip per case, good and bad."""
+    root = tmp_path_factory.mktemp("Fitness-AQA_dataset_release")
+    squat = root / "Squat" / "Labeled_Dataset"
+    for vid in ("s_two", "s_clean", "s_backwards", "s_negative", "s_past", "s_dup", "s_twosplits"):
+        clip(squat / "videos" / f"{vid}.mp4")
+    cut_clip(squat / "videos" / "s_cut.mp4")
+    garbage(squat / "videos" / "s_garbage.mp4")
+    outside = clip(tmp_path_factory.mktemp("elsewhere") / "x.mp4")
+    os.symlink(outside, squat / "videos" / "s_escape.mp4")
+    forward = {
+        "s_two": [[0.5, 1.0], [1.5, 2.0]], "s_clean": [], "s_missing": [], "s_cut": [], "s_garbage": [],
+        "s_backwards": [[2.0, 1.0]], "s_negative": [[-0.5, 1.0]], "s_past": [[1.0, 9.0]], "s_escape": [],
+        "s_twosplits": [],
+    }
+    text = json.dumps(forward)[:-1] + ', "s_dup": [], "s_dup": [[0.1, 0.2]]}'  # a key twice: json keeps the last
+    (squat / "Labels").mkdir(parents=True)
+    (squat / "Labels" / "error_knees_forward.json").write_text(text)
+    write_json(squat / "Labels" / "error_knees_inward.json", {k: [] for k in [*forward, "s_dup"]} | {"s_two": [[0.0, 0.4]]})
+    write_json(squat / "Labels" / "error_knees_sideways.json", {"s_two": []})
+    write_json(squat / "Splits" / "train_keys.json", ["s_two", "s_backwards", "s_twosplits"])
+    write_json(squat / "Splits" / "val_keys.json", ["s_clean"])
+    write_json(squat / "Splits" / "test_keys.json", ["s_twosplits"])
+    ohp = root / "OHP" / "Labeled_Dataset"
+    clip(ohp / "videos" / "o_two.mp4")
+    clip(ohp / "videos" / "o_unlabelled.mp4")
+    clip(ohp / "videos" / "o_stray.mp4")  # in no label or split file
+    write_json(ohp / "Labels" / "error_elbows.json", {"o_two": [[0.0, 2.78]], "o_unlabelled": []})
+    write_json(ohp / "Labels" / "error_knees.json", {"o_two": [[0.0, 0.89]]})
+    write_json(ohp / "Splits" / "test_keys.json", ["o_two", "o_unlabelled"])
+    (root / "BarbellRow").mkdir()
+    return root
+
+
+def _by_id(result):
+    return {s.id: s for s in result.samples}
+
+
+def test_every_interval_is_kept_and_splits_follow_the_release(release):
+    result = import_fitness_aqa(release, FitnessAqaOptions())
+    samples = _by_id(result)
+    assert set(samples) == {"squat/s_two", "squat/s_clean", "overhead_press/o_two"}
+    two = samples["squat/s_two"]
+    assert [(e.name, e.start_s, e.end_s) for e in two.errors] == [
+        ("knees_forward", 0.5, 1.0), ("knees_forward", 1.5, 2.0), ("knees_inward", 0.0, 0.4)]
+    assert two.split == "train" and two.label == "squat" and two.task == "aqa"
+    assert two.media == "Squat/Labeled_Dataset/videos/s_two.mp4"
+    assert two.duration_s == pytest.approx(3.0) and two.fps == pytest.approx(12.0)
+    assert samples["squat/s_clean"].errors == [] and samples["squat/s_clean"].split == "val"
+    ohp = samples["overhead_press/o_two"]
+    assert ohp.split == "test" and {e.name for e in ohp.errors} == {"elbows", "knees"}
+    assert any("BarbellRow" in n for n in result.notes)
+    assert any("1 video(s)" in n and "OHP" in n for n in result.notes)
+
+
+def test_every_bad_input_is_refused_with_its_reason(release):
+    result = import_fitness_aqa(release, FitnessAqaOptions())
+    reasons = {r.record: r.reason for r in result.rejects}
+    assert "not found" in reasons["s_missing"]
+    assert "truncated" in reasons["s_cut"]
+    assert "not a readable video" in reasons["s_garbage"]
+    assert "before it starts" in reasons["s_backwards"]
+    assert "negative" in reasons["s_negative"]
+    assert "past the clip's end" in reasons["s_past"]
+    assert "duplicate id 's_dup'" in reasons["s_dup"]
+    assert "duplicate id" in reasons["s_twosplits"] and "test" in reasons["s_twosplits"]
+    assert "outside the data root" in reasons["s_escape"]
+    assert "error_knees.json" in reasons["o_unlabelled"]
+    assert "unknown label 'knees_sideways'" in reasons["*"]
+    assert len(result.rejects) == 11
+
+
+def test_merge_spans_reproduces_seed_002(release):
+    merged = _by_id(import_fitness_aqa(release, FitnessAqaOptions(merge_spans=True)))["squat/s_two"]
+    assert [(e.name, e.start_s, e.end_s) for e in merged.errors] == [("knees_forward", 0.5, 2.0), ("knees_inward", 0.0, 0.4)]
+    assert merge_spans([]) == []
+
+
+def test_group_regex_sets_the_leakage_unit(release):
+    samples = _by_id(import_fitness_aqa(release, FitnessAqaOptions(group_regex=r"^(\w)_")))
+    assert samples["squat/s_two"].group == samples["squat/s_clean"].group == "s"
+    default = _by_id(import_fitness_aqa(release, FitnessAqaOptions()))
+    assert default["squat/s_two"].group == "squat/s_two"
+
+
+def test_malformed_json_names_file_and_position(tmp_path):
+    base = tmp_path / "Squat" / "Labeled_Dataset"
+    clip(base / "videos" / "a.mp4")
+    (base / "Labels").mkdir(parents=True)
+    (base / "Labels" / "error_knees_forward.json").write_text('{"a": [[0.1, 0.2]],\n "b": [[0.1 0.2]]}')
+    write_json(base / "Labels" / "error_knees_inward.json", {"a": []})
+    with pytest.raises(InputError, match=r"error_knees_forward.json: malformed JSON at line 2, column"):
+        import_fitness_aqa(tmp_path, FitnessAqaOptions())
+
+
+def test_a_missing_label_file_stops_the_import(tmp_path):
+    base = tmp_path / "OHP" / "Labeled_Dataset"
+    write_json(base / "Labels" / "error_elbows.json", {"a": []})
+    with pytest.raises(InputError, match="error_knees.json not found"):
+        import_fitness_aqa(tmp_path, FitnessAqaOptions())
+    with pytest.raises(InputError, match="no Fitness-AQA exercise found"):
+        import_fitness_aqa(tmp_path / "OHP", FitnessAqaOptions())
+
+
+def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
+    out = tmp_path / "out"
+    result = run_prep("import", "fitness-aqa", "--root", release, "--out", out)
+    assert result.exit_code == 0, result.output
+    samples = read_samples(out / "samples.parquet")
+    assert len(samples) == 3
+    assert len(rejects(out)) == 11
+    run = json.loads((out / "run.json").read_text())
+    label = release / "Squat" / "Labeled_Dataset" / "Labels" / "error_knees_forward.json"
+    assert run["inputs"][str(label)]["sha256"] == file_sha256(label)
+    assert run["inputs"]["media"]["n_files"] == 3
+    assert run["config"]["merge_spans"] is False and run["outputs"]["n_rejected"] == 11
+    assert run["rejected_by_reason"]["duplicate id"] == 2
+    # --strict: same outputs, exit 2
+    strict = run_prep("import", "fitness-aqa", "--root", release, "--out", tmp_path / "strict", "--strict")
+    assert strict.exit_code == 2
+    assert (tmp_path / "strict" / "samples.parquet").is_file()

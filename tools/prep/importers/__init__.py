@@ -1,0 +1,1 @@
+"""vt-prep importers: datasets in their release layouts -> samples.parquet (see each module)."""
