@@ -9,18 +9,18 @@ from rich.console import Console
 
 from videotune.core import models
 from videotune.core.cli import CommandConfig, add_command, make_app, run_app
-from videotune.core.io import iter_jsonl
+from videotune.core.io import write_json
 from videotune.core.manifest import RunManifest
-from videotune.core.schemas import Example
+from videotune.train.modes import ModeOptions, format_report, report_parameters
 from videotune.train.sft import SftConfig, run_sft
 
 console = Console(stderr=True)
-app = make_app("Fine-tune video-language models (TRL SFTTrainer, full or LoRA).")
+app = make_app("Fine-tune video-language models (TRL SFTTrainer: full, LoRA, QLoRA, last N blocks).")
 
 
 @app.callback()
 def _root() -> None:
-    """Fine-tune video-language models (TRL SFTTrainer, full or LoRA)."""
+    """Fine-tune video-language models (TRL SFTTrainer: full, LoRA, QLoRA, last N blocks)."""
 
 
 def sft_command(config: SftConfig) -> None:
@@ -34,6 +34,27 @@ def sft_command(config: SftConfig) -> None:
 add_command(app, "sft", SftConfig, sft_command, example=(
     "vt-train sft --model models/tiny-smolvlm2 --train data/gym/examples/train.jsonl "
     "--val data/gym/examples/val.jsonl --data-root data/gym --out results/demo/train --epochs 30 --lr 1e-3"))
+
+
+class ParamsConfig(CommandConfig, ModeOptions):
+    """Count total and trainable parameters per part (vision, projector, decoder blocks, rest) for a mode."""
+
+    model: str = Field(description="registry name (smolvlm2-256m), hub id, or local model directory")
+    out: Path | None = Field(None, description="folder to write params.json and run.json into [default: print only]")
+    trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
+
+
+def params_command(config: ParamsConfig) -> None:
+    report = report_parameters(config.model, config, trust_remote_code=config.trust_remote_code)
+    console.print(format_report(report))
+    if config.out is not None:
+        manifest = RunManifest("train", "params", config.model_dump(mode="json"), config.out)
+        write_json(config.out / "params.json", report)
+        manifest.write(outputs={"params": "params.json"})
+
+
+add_command(app, "params", ParamsConfig, params_command, example=(
+    "vt-train params --model models/tiny-smolvlm2 --mode full --last-blocks 1 --freeze-vision"))
 
 
 class TinyModelConfig(CommandConfig):
@@ -56,7 +77,7 @@ def tiny_model_command(config: TinyModelConfig) -> None:
     texts = []
     for path in config.corpus:
         manifest.add_input(path)
-        texts.extend(m.content for example in iter_jsonl(path, Example) for m in example.messages)
+        texts.extend(corpus_texts(path))  # conversation examples or stream examples (vt-prep dst)
     spec = models.TinySpec(frame_size=config.frame_size, vision_hidden=config.vision_hidden,
                            vision_layers=config.vision_layers, text_hidden=config.text_hidden,
                            text_layers=config.text_layers, vocab_size=config.vocab_size)
@@ -69,6 +90,23 @@ def tiny_model_command(config: TinyModelConfig) -> None:
 
 add_command(app, "tiny-model", TinyModelConfig, tiny_model_command, example=(
     "vt-train tiny-model --family smolvlm2 --corpus data/gym/examples/train.jsonl --out models/tiny-smolvlm2"))
+
+
+# --------------------------------------------------------------------------- streaming DST (issue 8)
+from videotune.train.dst import DstTrainConfig, corpus_texts, run_dst_train  # noqa: E402
+
+
+def dst_command(config: DstTrainConfig) -> None:
+    summary = run_dst_train(config)
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["final_losses"].items() if v is not None)
+    console.print(f"trained {summary['global_step']} steps in {summary['train_runtime_s']:.1f} s ({losses}); "
+                  f"thresholds speak {summary['thresholds']['speak']}, dst_update {summary['thresholds']['dst_update']}; "
+                  f"model in {config.out / 'model'}")
+
+
+add_command(app, "dst", DstTrainConfig, dst_command, example=(
+    "vt-train dst --model models/tiny-dst --train data/assembly/stream/train.jsonl --val data/assembly/stream/val.jsonl "
+    "--data-root data/assembly/raw --out results/dst/train --epochs 20"))
 
 
 def main() -> None:

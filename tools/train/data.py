@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,16 +65,23 @@ def index_dataset(indices: range):
 class VideoCollator:
     """Turns a list of indices into model inputs with prompt tokens masked out of the loss."""
 
-    def __init__(self, items: list[DecodedExample], processor: Any, family: models.Family, with_targets: bool = True):
+    def __init__(self, items: list[DecodedExample], processor: Any, family: models.Family, with_targets: bool = True,
+                 weights: list[float] | None = None):
         self.items = items
         self.processor = processor
         self.family = family
         self.with_targets = with_targets
+        # per-item loss weights (class imbalance): the batch carries them as `sample_weight`
+        self.weights = weights
+        self.seconds = 0.0  # time spent building batches (the data time of the run records)
 
     def __call__(self, rows: list[dict[str, int]]) -> dict[str, Any]:
+        import torch
+
+        started = time.monotonic()
         batch = [self.items[r["index"]] for r in rows]
         user_texts = [b.example.messages[-2].content for b in batch]
-        return models.encode_batch(
+        encoded = models.encode_batch(
             self.processor,
             self.family,
             user_texts,
@@ -84,3 +92,7 @@ class VideoCollator:
             # image examples go in as images; a batch mixing them with videos is refused there
             images=[b.image for b in batch if b.image is not None] or None,
         )
+        if self.weights is not None:
+            encoded["sample_weight"] = torch.tensor([self.weights[r["index"]] for r in rows], dtype=torch.float32)
+        self.seconds += time.monotonic() - started
+        return encoded

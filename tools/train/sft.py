@@ -2,7 +2,10 @@
 
 TRL has no video support: the dataset rows are indices, the frames are decoded once up front
 (frame cache), and `VideoCollator` builds the model inputs with the prompt masked out of the loss.
-Reads top to bottom: setup (data, model, adapters), run (trainer), save (model, history, run.json).
+What trains is chosen by the mode options (modes.py); the trainer (trainer.py) is TRL's with a lean
+loss. Reads top to bottom: setup (data, weights, model, mode), run (trainer, resume), save (model,
+history, run.json). `run_sft(config) -> summary` is a plain function: curriculum training calls
+it once per stage.
 """
 
 from __future__ import annotations
@@ -10,36 +13,39 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from videotune.core import models
 from videotune.core.cli import CommandConfig
-from videotune.core.io import atomic_write_text, replace_dir, write_json
+from videotune.core.io import InputError, atomic_write_text, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.video import FrameCache, default_cache_dir
+from videotune.train.modes import ModeOptions
 
 log = logging.getLogger("videotune.train")
 
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 
-class SftConfig(CommandConfig):
-    """Fine-tune a video-language model on examples/{train,val}.jsonl (full or LoRA)."""
+
+class SftConfig(CommandConfig, ModeOptions):
+    """Fine-tune a video-language model on examples/{train,val}.jsonl (full, LoRA, QLoRA, last N blocks)."""
 
     model: str = Field(description="registry name (smolvlm2-256m), hub id, or local model directory")
     train: Path = Field(description="training examples JSONL")
     val: Path | None = Field(None, description="validation examples JSONL (loss after every epoch)")
     data_root: Path = Field(description="folder the examples' media paths are relative to")
     out: Path = Field(description="output folder: model/, checkpoints/, loss_history.json, run.json")
-    mode: Literal["full", "lora"] = Field("full", description="full fine-tuning or LoRA adapters (PEFT)")
-    lora_r: int = Field(8, ge=1, description="LoRA rank")
-    lora_alpha: int | None = Field(None, ge=1, description="LoRA alpha [default: 2 x rank]")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     epochs: float = Field(3.0, gt=0, description="training epochs")
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: run all epochs)")
     batch_size: int = Field(8, ge=1, description="examples per device per step")
+    auto_batch_size: float | None = Field(
+        None, gt=0, le=1, description="CUDA only: pick the largest batch whose step keeps peak GPU memory under "
+        "this fraction of the GPU's memory (e.g. 0.9); replaces --batch-size. Refused on a CPU")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     lr: float = Field(2e-4, gt=0, description="peak learning rate (AdamW)")
     scheduler: Literal["constant", "constant_with_warmup", "cosine", "linear"] = Field(
@@ -47,44 +53,109 @@ class SftConfig(CommandConfig):
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    class_weights: Path | None = Field(
+        None, description="class-weights JSON of `vt-prep balance`: per-sample loss weights (weighted mean over "
+        "samples of each sample's mean token loss), or sampling weights with --weighted-sampler")
+    weighted_sampler: bool = Field(
+        False, description="with --class-weights: draw training examples with those weights (with replacement) "
+        "and keep the loss unweighted, instead of weighting the loss")
     frames: int | None = Field(None, ge=1, description="frames per clip [default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
     save_every_epochs: int = Field(
         1, ge=1, description="write a resumable checkpoint every N epochs (the final model always goes to model/)")
+    save_every_steps: int = Field(
+        0, ge=0, description="write a resumable checkpoint every N optimizer steps instead (0: use --save-every-epochs)")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept in checkpoints/")
+    resume: bool = Field(
+        False, description="continue from the last complete checkpoint in OUT/checkpoints (weights, optimizer, "
+        "scheduler, RNG and data position); starts afresh when there is none")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint (NVILA, Mobile-VideoGPT)")
     seed: int = Field(0, description="seed of initialisation, data order and dropout")
 
     @model_validator(mode="after")
-    def _alpha(self) -> SftConfig:
-        if self.lora_alpha is None:
-            self.lora_alpha = 2 * self.lora_r
+    def _sampler_needs_weights(self) -> SftConfig:
+        if self.weighted_sampler and self.class_weights is None:
+            raise ValueError("--weighted-sampler needs --class-weights (the sampling weights)")
         return self
 
 
 def _history(log_history: list[dict]) -> dict[str, list[dict]]:
     train = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in log_history if "loss" in h]
     val = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["eval_loss"]} for h in log_history if "eval_loss" in h]
-    return {"train": train, "val": val}
+    epochs = [h for h in log_history if "epoch_time_s" in h]
+    return {"train": train, "val": val, "epochs": epochs}
 
 
-def _steps_per_epoch(n_examples: int, config: SftConfig) -> int:
-    return max(1, math.ceil(n_examples / config.batch_size) // config.grad_accum)
+def _steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int) -> int:
+    return max(1, math.ceil(n_examples / batch_size) // grad_accum)
+
+
+def last_complete_checkpoint(checkpoints: Path) -> Path | None:
+    """The checkpoint-N with the highest N whose save finished.
+
+    The trainer writes trainer_state.json last, after weights, optimizer, scheduler and RNG state:
+    a folder whose trainer_state.json is missing or does not parse was torn by a kill.
+    """
+    found = []
+    for folder in checkpoints.glob("checkpoint-*") if checkpoints.is_dir() else []:
+        suffix = folder.name.removeprefix("checkpoint-")
+        if not suffix.isdigit() or not all((folder / f).is_file() for f in CHECKPOINT_FILES):
+            continue
+        if not any(folder.glob("*.safetensors")):
+            continue
+        try:
+            state = json.loads((folder / "trainer_state.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(state, dict) and state.get("global_step") == int(suffix):
+            found.append((int(suffix), folder))
+    return max(found)[1] if found else None
+
+
+def _prepare_checkpoints(config: SftConfig) -> Path | None:
+    """The checkpoint to resume from (--resume), after removing what cannot be resumed from.
+
+    Without --resume, checkpoints of an earlier run in the same folder are removed: the new run
+    replaces that run's outputs, and a later --resume must not pick up the old run's steps.
+    """
+    folder = config.out / "checkpoints"
+    if not folder.is_dir():
+        return None
+    if not config.resume:
+        if any(folder.glob("checkpoint-*")):
+            log.warning("removing checkpoints of an earlier run in %s (pass --resume to continue it)", folder)
+        shutil.rmtree(folder)
+        return None
+    last = last_complete_checkpoint(folder)
+    last_step = int(last.name.removeprefix("checkpoint-")) if last else -1
+    for torn in folder.glob("checkpoint-*"):
+        suffix = torn.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and int(suffix) > last_step:
+            log.warning("removing incomplete checkpoint %s", torn)
+            shutil.rmtree(torn)
+    if last is None:
+        log.warning("--resume: no complete checkpoint in %s; starting from the beginning", folder)
+    else:
+        log.info("resuming from %s", last)
+    return last
 
 
 def run_sft(config: SftConfig) -> dict:
     import torch
-    from transformers import TrainerCallback
     from trl import SFTConfig as TrlSFTConfig
-    from trl import SFTTrainer
 
     from videotune.train.data import VideoCollator, index_dataset, load_decoded
+    from videotune.train.modes import apply_mode, format_report, load_qlora, parameter_report, projector_param_names
+    from videotune.train.trainer import EpochRecords, VtSFTTrainer
+    from videotune.train.weights import example_weights
 
     # ---- setup
+    if config.auto_batch_size is not None and not torch.cuda.is_available():
+        raise InputError("--auto-batch-size measures GPU memory and needs CUDA; on a CPU pass --batch-size")
     seed_everything(config.seed)
     manifest = RunManifest("train", "sft", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.train)
@@ -93,42 +164,52 @@ def run_sft(config: SftConfig) -> dict:
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="base_model")
-    model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
+    if config.mode == "qlora":
+        model, processor = load_qlora(ref, trust_remote_code=config.trust_remote_code)
+    else:
+        model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
     cache = FrameCache(config.cache_dir or default_cache_dir())
     size = models.frame_size(processor)
+    decode_started = time.monotonic()
     train_items = load_decoded(config.train, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
     val_items = (load_decoded(config.val, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
                  if config.val else [])
+    decode_s = time.monotonic() - decode_started
 
-    if config.mode == "lora":
-        from peft import LoraConfig, get_peft_model
+    weights = None
+    if config.class_weights is not None:
+        manifest.add_input(config.class_weights, name="class_weights")
+        weights = example_weights(config.class_weights, [item.example for item in train_items])
+    imbalance = "none" if weights is None else "weighted_sampler" if config.weighted_sampler else "loss_weights"
 
-        # Only the language model's projections: the vision tower's modules share names in
-        # some families, so they are excluded by matching inside `text_model` only.
-        lora = LoraConfig(
-            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=rf".*text_model.*\.({'|'.join(ref.family.lora_target_modules)})$", task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
-    total, trainable = models.count_parameters(model)
-    log.info("parameters: %d total, %d trainable (%.2f%%)", total, trainable, 100 * trainable / total)
+    model = apply_mode(model, ref.family, config)
+    params = parameter_report(model, ref.family)
+    log.info("parameters (%s):\n%s", config.mode, format_report(params))
+
+    # One collator over train + val items; each dataset holds the indices of its own part.
+    items = train_items + val_items
+    loss_weights = weights + [1.0] * len(val_items) if imbalance == "loss_weights" else None
+    collator = VideoCollator(items, processor, ref.family, weights=loss_weights)
+
+    batch_size, auto_record = config.batch_size, None
+    if config.auto_batch_size is not None:
+        from videotune.train.autobatch import auto_batch_size
+
+        model.to("cuda")
+        batch_size, auto_record = auto_batch_size(model, collator, train_items, config.auto_batch_size)
+        collator.seconds = 0.0
+        if batch_size == 0:
+            raise RuntimeError(f"--auto-batch-size {config.auto_batch_size}: even one example exceeds the budget")
 
     # ---- run
-    epoch_times: list[float] = []
-
-    class EpochTimer(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            self.start = time.monotonic()
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            epoch_times.append(round(time.monotonic() - self.start, 3))
-
+    per_epoch = _steps_per_epoch(len(train_items), batch_size, config.grad_accum)
+    by_steps = config.save_every_steps > 0 or config.save_every_epochs > 1
     args = TrlSFTConfig(
         output_dir=str(config.out / "checkpoints"),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr,
         lr_scheduler_type=config.scheduler,
@@ -138,12 +219,12 @@ def run_sft(config: SftConfig) -> dict:
         logging_steps=config.logging_steps,
         eval_strategy="epoch" if val_items else "no",
         # A checkpoint costs seconds (weights, optimizer, processor): on toy runs, every few epochs.
-        save_strategy="epoch" if config.save_every_epochs == 1 else "steps",
-        save_steps=_steps_per_epoch(len(train_items), config) * config.save_every_epochs,
+        save_strategy="steps" if by_steps else "epoch",
+        save_steps=config.save_every_steps or per_epoch * config.save_every_epochs,
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
-        bf16=config.dtype == "bfloat16",
+        bf16=config.dtype == "bfloat16" or config.mode == "qlora",
         fp16=config.dtype == "float16",
         report_to="none",
         remove_unused_columns=False,
@@ -152,50 +233,78 @@ def run_sft(config: SftConfig) -> dict:
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    # One collator over train + val items; each dataset holds the indices of its own part.
-    items = train_items + val_items
-    trainer = SFTTrainer(
+    trainer = VtSFTTrainer(
         model=model,
         args=args,
         train_dataset=index_dataset(range(len(train_items))),
         eval_dataset=index_dataset(range(len(train_items), len(items))) if val_items else None,
-        data_collator=VideoCollator(items, processor, ref.family),
+        data_collator=collator,
         processing_class=processor,
-        callbacks=[EpochTimer()],
+        sampler_weights=weights if imbalance == "weighted_sampler" else None,
+        projector_params=projector_param_names(model, ref.family) if config.projector_lr else None,
+        projector_lr=config.projector_lr,
     )
+    trainer.add_callback(EpochRecords(trainer, collator))
+    checkpoint = _prepare_checkpoints(config)
     started = time.monotonic()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_s = time.monotonic() - started
 
     # ---- save
     model_dir = config.out / "model"
     final = trainer.model
-    if config.mode == "lora":
+    if config.mode in ("lora", "qlora"):
         with replace_dir(config.out / "adapter") as adapter_tmp:
             trainer.model.save_pretrained(adapter_tmp)
+    if config.mode == "lora":
         final = trainer.model.merge_and_unload()  # downstream tools load one plain model directory
-    with replace_dir(model_dir) as model_tmp:
-        final.save_pretrained(model_tmp)
-        processor.save_pretrained(model_tmp)
-        atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
+    if config.mode != "qlora":  # a 4-bit base is not merged: the adapter is the output, on the base's path
+        with replace_dir(model_dir) as model_tmp:
+            final.save_pretrained(model_tmp)
+            processor.save_pretrained(model_tmp)
+            atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
     history = _history(trainer.state.log_history)
     write_json(config.out / "loss_history.json", history)
-    summary = {
-        "parameters": {"total": total, "trainable": trainable},
-        "train_runtime_s": round(train_s, 3),
-        "epoch_times_s": epoch_times,
-        "global_step": trainer.state.global_step,
-        "final_train_loss": result.training_loss,
-        "final_val_loss": history["val"][-1]["loss"] if history["val"] else None,
-        "model_size_bytes": models.dir_bytes(model_dir),
-        "peak_memory_bytes": _peak_memory(),
-        "n_train": len(train_items),
-        "n_val": len(val_items),
-    }
-    manifest.write(outputs={"model": "model/", "history": "loss_history.json"}, summary=summary)
+    summary = _summary(config, params, history, trainer, result, train_s, decode_s, model_dir)
+    summary.update(n_train=len(train_items), n_val=len(val_items), batch_size=batch_size, imbalance=imbalance,
+                   resumed_from=str(checkpoint) if checkpoint else None, auto_batch_size=auto_record)
+    outputs = {"history": "loss_history.json"}
+    outputs.update({"model": "model/"} if config.mode != "qlora" else {})
+    outputs.update({"adapter": "adapter/"} if config.mode in ("lora", "qlora") else {})
+    manifest.write(outputs=outputs, summary=summary)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return summary
+
+
+def _summary(config: SftConfig, params: dict, history: dict, trainer: Any, result: Any, train_s: float,
+             decode_s: float, model_dir: Path) -> dict:
+    epochs = history["epochs"]
+    epoch_s = sum(e["epoch_time_s"] for e in epochs)
+    tokens = sum(e["tokens"] for e in epochs)
+    target_tokens = sum(e["target_tokens"] for e in epochs)
+    saved = model_dir if config.mode != "qlora" else config.out / "adapter"
+    return {
+        "parameters": params,
+        "train_runtime_s": round(train_s, 3),
+        "decode_s": round(decode_s, 3),  # frames decoded (or read from the frame cache) once, before epoch 1
+        "epoch_times_s": [e["epoch_time_s"] for e in epochs],
+        "data_times_s": [e["data_time_s"] for e in epochs],
+        "tokens_per_s": round(tokens / epoch_s, 1) if epoch_s else None,
+        "target_tokens_per_s": round(target_tokens / epoch_s, 1) if epoch_s else None,
+        "global_step": trainer.state.global_step,
+        "final_train_loss": result.training_loss,
+        "final_val_loss": history["val"][-1]["loss"] if history["val"] else None,
+        "model_size_bytes": models.dir_bytes(saved),
+        "peak_memory_bytes": _peak_memory(),
+        "peak_memory_kind": "cuda_max_allocated" if _cuda() else "process_max_rss",
+    }
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _peak_memory() -> int:
