@@ -10,6 +10,7 @@ save_pretrained so everything downstream loads them by path exactly like real we
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ SMOLVLM_CHAT_TEMPLATE = (
 )
 
 
+# Qwen2-architecture language models (Qwen2-VL ... Qwen3-VL, LLaVA-OneVision, VideoLLaMA3): attention and
+# MLP projections. LoRA stays inside `decoder_layers`, so the vision towers' same-named modules
+# (Qwen2.5-VL's vision MLP, SigLIP's q/k/v) are never adapted.
+QWEN_LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -45,6 +52,14 @@ class Family:
     vision_module: str = "model.vision_model"
     projector_module: str = "model.connector"
     decoder_layers: str = "model.text_model.layers"  # the language model's decoder blocks (a ModuleList)
+    # How the answer joins the generation prompt: SmolVLM's "Assistant:" takes " " + answer; the
+    # ChatML prompts (Qwen, LLaVA-OneVision, VideoLLaMA3) end in "assistant\n" and the answer follows.
+    answer_prefix: str = " "
+    processor_classes: tuple[str, ...] = ("SmolVLMProcessor",)  # processors of this family (class names)
+    frame_geometry: str = "smolvlm"  # how the frame size is read and set: a key of FRAME_GEOMETRIES
+    min_frames: int = 1  # the video processor's least frame count: shorter clips repeat their last frame
+    # How exact frame times reach the model besides the prompt's own text (docs and --help).
+    timestamps: str = "VideoMetadata: 'Frame from MM:SS' before each frame"
 
 
 FAMILIES: dict[str, Family] = {
@@ -61,6 +76,79 @@ FAMILIES: dict[str, Family] = {
             "smolvlm2-500m": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
             "smolvlm2-2.2b": "HuggingFaceTB/SmolVLM2-2.2B-Instruct",
         },
+    ),
+    # The Qwen hub ids below are the published Instruct checkpoints as named on the hub in 2025; no
+    # machine here reaches the hub, so they are not verified to download from here.
+    "qwen2-vl": Family(
+        name="qwen2-vl",
+        model_types=("qwen2_vl",),
+        video_input="native",
+        default_frames=8,
+        lora_target_modules=QWEN_LM_PROJECTIONS,
+        end_of_turn="<|im_end|>",
+        hub_ids={"qwen2-vl-2b": "Qwen/Qwen2-VL-2B-Instruct", "qwen2-vl-7b": "Qwen/Qwen2-VL-7B-Instruct"},
+        vision_module="model.visual", projector_module="model.visual.merger",
+        decoder_layers="model.language_model.layers", answer_prefix="",
+        processor_classes=("Qwen2VLProcessor",), frame_geometry="qwen-per-frame", min_frames=1,
+        timestamps="none (M-RoPE time positions count temporal patches of 2 frames)",
+    ),
+    "qwen2.5-vl": Family(
+        name="qwen2.5-vl",
+        model_types=("qwen2_5_vl",),
+        video_input="native",
+        default_frames=8,
+        lora_target_modules=QWEN_LM_PROJECTIONS,
+        end_of_turn="<|im_end|>",
+        hub_ids={"qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct", "qwen2.5-vl-7b": "Qwen/Qwen2.5-VL-7B-Instruct"},
+        vision_module="model.visual", projector_module="model.visual.merger",
+        decoder_layers="model.language_model.layers", answer_prefix="",
+        processor_classes=("Qwen2_5_VLProcessor",), frame_geometry="qwen-per-frame", min_frames=1,
+        timestamps="second_per_grid_ts (seconds per temporal patch, from the sampled frame rate) scales M-RoPE time",
+    ),
+    "qwen3-vl": Family(
+        name="qwen3-vl",
+        model_types=("qwen3_vl",),
+        video_input="native",
+        default_frames=8,
+        lora_target_modules=QWEN_LM_PROJECTIONS,
+        end_of_turn="<|im_end|>",
+        hub_ids={"qwen3-vl-2b": "Qwen/Qwen3-VL-2B-Instruct", "qwen3-vl-4b": "Qwen/Qwen3-VL-4B-Instruct",
+                 "qwen3-vl-8b": "Qwen/Qwen3-VL-8B-Instruct"},
+        vision_module="model.visual", projector_module="model.visual.merger",
+        decoder_layers="model.language_model.layers", answer_prefix="",
+        processor_classes=("Qwen3VLProcessor",), frame_geometry="qwen-per-clip", min_frames=2,
+        timestamps="'<t seconds>' text before each temporal patch (mean time of its 2 frames, exact indices)",
+    ),
+    "llava-onevision": Family(
+        name="llava-onevision",
+        model_types=("llava_onevision",),
+        video_input="native",
+        default_frames=8,
+        lora_target_modules=QWEN_LM_PROJECTIONS,
+        end_of_turn="<|im_end|>",
+        # llava-hf's transformers-format conversions. LLaVA-Video (lmms-lab/LLaVA-Video-7B-Qwen2) is the same
+        # architecture but published only in LLaVA-NeXT's own format (model_type "llava"): converted to
+        # LlavaOnevision classes and saved, its directory resolves here by model_type.
+        hub_ids={"llava-onevision-0.5b": "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+                 "llava-onevision-7b": "llava-hf/llava-onevision-qwen2-7b-ov-hf"},
+        vision_module="model.vision_tower", projector_module="model.multi_modal_projector",
+        decoder_layers="model.language_model.layers", answer_prefix="",
+        processor_classes=("LlavaOnevisionProcessor",), frame_geometry="llava-onevision", min_frames=1,
+        timestamps="none (frames enter as a video; times only in the prompt text)",
+    ),
+    "videollama3": Family(
+        name="videollama3",
+        model_types=("video_llama_3",),
+        video_input="native",
+        default_frames=8,
+        lora_target_modules=QWEN_LM_PROJECTIONS,
+        end_of_turn="<|im_end|>",
+        # the transformers-format conversion (an image-trained 2B); DAMO-NLP-SG's own repos need remote code
+        hub_ids={"videollama3-2b": "lkhl/VideoLLaMA3-2B-Image-HF"},
+        vision_module="model.vision_model", projector_module="model.projector",
+        decoder_layers="model.language_model.layers", answer_prefix="",
+        processor_classes=("VideoLlama3Processor",), frame_geometry="videollama3", min_frames=1,
+        timestamps="'Time t s:' text before each frame's tokens (exact indices)",
     ),
 }
 
@@ -231,15 +319,34 @@ def dir_bytes(model_dir: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file())
 
 
+def family_of_processor(processor: Any) -> Family:
+    """The family a loaded processor belongs to (by its class)."""
+    name = type(processor).__name__
+    for family in FAMILIES.values():
+        if name in family.processor_classes:
+            return family
+    raise InputError(f"processor {name} belongs to no registered family ({', '.join(FAMILIES)})")
+
+
 def frame_size(processor: Any) -> int:
     """The square side (px) the processor feeds the vision tower: decode frames at this size."""
-    return int(processor.video_processor.max_image_size["longest_edge"])
+    return FRAME_GEOMETRIES[family_of_processor(processor).frame_geometry][0](processor)
 
 
 def set_frame_size(processor: Any, model_config: Any, size: int) -> int:
     """Make the processor feed `size` x `size` px frames (resolution sweeps); returns tokens per frame.
 
-    SmolVLM's vision tower takes any square side that is a multiple of patch_size * scale_factor
+    Where a temporal patch merges 2 frames (Qwen), a frame's share is half its patch's tokens, rounded up.
+    """
+    return FRAME_GEOMETRIES[family_of_processor(processor).frame_geometry][1](processor, model_config, size)
+
+
+def _smolvlm_frame_size(processor: Any) -> int:
+    return int(processor.video_processor.max_image_size["longest_edge"])
+
+
+def _smolvlm_set_frame_size(processor: Any, model_config: Any, size: int) -> int:
+    """SmolVLM's vision tower takes any square side that is a multiple of patch_size * scale_factor
     (position ids are bucketed onto its trained grid); the connector's pixel shuffle then gives
     (size / patch_size)^2 / scale_factor^2 tokens per frame, which the processor must expand each
     <image> token to.
@@ -258,6 +365,108 @@ def set_frame_size(processor: Any, model_config: Any, size: int) -> int:
     processor.image_processor.max_image_size = dict(edge)
     processor.image_seq_len = tokens
     return tokens
+
+
+# qwen-vl-utils' per-frame video ceiling (VIDEO_MAX_PIXELS = 768 x 28 x 28 px): a real checkpoint's
+# processor allows up to 12.8 Mpx per image, far beyond what a clip's frames are decoded at.
+QWEN_MAX_FRAME_TOKENS = 768
+
+
+def _merge_factor(processor: Any) -> int:
+    """Pixels per merged token side: frame sides must be multiples of patch_size x merge_size."""
+    video = processor.video_processor
+    return int(video.patch_size) * int(video.merge_size)
+
+
+def _check_multiple(size: int, factor: int) -> None:
+    if size % factor:
+        raise InputError(f"frame size {size} px: must be a multiple of patch_size x merge_size = {factor} px")
+
+
+def _qwen_tokens_per_frame(processor: Any, size: int) -> int:
+    temporal = int(getattr(processor.video_processor, "temporal_patch_size", 1) or 1)
+    return -(-((size // _merge_factor(processor)) ** 2) // temporal)
+
+
+def _set_image_pixels(processor: Any, size: int) -> None:
+    image = processor.image_processor
+    image.size = {"shortest_edge": min(int(image.size["shortest_edge"]), size * size), "longest_edge": size * size}
+
+
+def _qwen_per_frame_size(processor: Any) -> int:
+    """Qwen2-VL / Qwen2.5-VL: `size` bounds the pixels of each frame ([shortest, longest] = [min, max])."""
+    factor = _merge_factor(processor)
+    budget = min(int(processor.video_processor.size["longest_edge"]), QWEN_MAX_FRAME_TOKENS * factor * factor)
+    return max(factor, math.isqrt(budget) // factor * factor)
+
+
+def _qwen_per_frame_set(processor: Any, model_config: Any, size: int) -> int:
+    _check_multiple(size, _merge_factor(processor))
+    video = processor.video_processor
+    video.size = {"shortest_edge": min(int(video.size["shortest_edge"]), size * size), "longest_edge": size * size}
+    _set_image_pixels(processor, size)
+    return _qwen_tokens_per_frame(processor, size)
+
+
+def _qwen_per_clip_size(processor: Any) -> int:
+    """Qwen3-VL: `size` bounds a clip's pixels (t x h x w); `max_video_tokens` caps each frame (in tokens)."""
+    factor = _merge_factor(processor)
+    return max(factor, math.isqrt(int(processor.video_processor.max_video_tokens)) * factor)
+
+
+def _qwen_per_clip_set(processor: Any, model_config: Any, size: int) -> int:
+    factor = _merge_factor(processor)
+    _check_multiple(size, factor)
+    video = processor.video_processor
+    video.max_video_tokens = (size // factor) ** 2
+    video.cap_pixels_per_frame = True
+    # room for the processor's most frames at this size, so the clip budget never shrinks them
+    longest = max(int(video.size["longest_edge"]), size * size * int(video.max_frames))
+    video.size = {"shortest_edge": min(int(video.size["shortest_edge"]), size * size), "longest_edge": longest}
+    _set_image_pixels(processor, size)
+    return _qwen_tokens_per_frame(processor, size)
+
+
+def _llava_onevision_size(processor: Any) -> int:
+    size = processor.video_processor.size
+    return int(size["height"] if "height" in size else size["shortest_edge"])
+
+
+def _llava_onevision_set(processor: Any, model_config: Any, size: int) -> int:
+    """SigLIP's learned position embeddings fix the side of every frame: only the trained one works."""
+    trained = int(model_config.vision_config.image_size)
+    if size != trained:
+        raise InputError(
+            f"frame size {size} px: LLaVA-OneVision's vision tower has position embeddings for {trained} px frames only"
+        )
+    patches = (size // int(model_config.vision_config.patch_size)) ** 2
+    return math.ceil(math.isqrt(patches) / 2) ** 2  # the 2 x 2 bilinear pooling of video frames
+
+
+def _videollama3_size(processor: Any) -> int:
+    """VideoLLaMA3 splits a clip's pixel budget over its frames; `shortest_edge` is a frame's least pixels."""
+    factor = _merge_factor(processor)
+    return max(factor, math.isqrt(int(processor.video_processor.size["shortest_edge"])) // factor * factor)
+
+
+def _videollama3_set(processor: Any, model_config: Any, size: int) -> int:
+    factor = _merge_factor(processor)
+    _check_multiple(size, factor)
+    video = processor.video_processor
+    video.size = {"shortest_edge": size * size,
+                  "longest_edge": max(int(video.size["longest_edge"]), size * size * int(video.max_frames))}
+    _set_image_pixels(processor, size)
+    return (size // factor) ** 2
+
+
+# Family.frame_geometry -> (frame_size(processor), set_frame_size(processor, model_config, size))
+FRAME_GEOMETRIES = {
+    "smolvlm": (_smolvlm_frame_size, _smolvlm_set_frame_size),
+    "qwen-per-frame": (_qwen_per_frame_size, _qwen_per_frame_set),
+    "qwen-per-clip": (_qwen_per_clip_size, _qwen_per_clip_set),
+    "llava-onevision": (_llava_onevision_size, _llava_onevision_set),
+    "videollama3": (_videollama3_size, _videollama3_set),
+}
 
 
 # --------------------------------------------------------------------------- prompts and batches
@@ -303,8 +512,10 @@ def encode_batch(
     tokenizer = processor.tokenizer
     texts = [prompt_text(processor, t) for t in user_texts]
     if targets is not None:
-        # "Assistant:" + " " + target: the template's separator; the space belongs to the target's first token
-        texts = [p + " " + t + family.end_of_turn for p, t in zip(texts, targets)]
+        # SmolVLM: "Assistant:" + " " + target (the space belongs to the target's first token);
+        # ChatML families: "assistant\n" + target
+        texts = [p + family.answer_prefix + t + family.end_of_turn for p, t in zip(texts, targets)]
+    videos, timestamps = _pad_frames(family, videos, timestamps)
     # Timestamps enter VideoMetadata as indices at a 1 kHz clock: exact to the millisecond
     # whatever the source frame rate.
     metadata = [
@@ -347,7 +558,7 @@ def encode_image_batch(
     conversations = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in user_texts]
     texts = [processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     if targets is not None:
-        texts = [p + " " + t + family.end_of_turn for p, t in zip(texts, targets)]
+        texts = [p + family.answer_prefix + t + family.end_of_turn for p, t in zip(texts, targets)]
     previous_side = tokenizer.padding_side
     tokenizer.padding_side = padding_side
     try:
@@ -360,12 +571,27 @@ def encode_image_batch(
     return batch
 
 
+def _pad_frames(family: Family, videos: Sequence[np.ndarray], timestamps: Sequence[Sequence[float]]):
+    """Clips shorter than the family's least frame count repeat their last frame (and its time), as the
+    processors themselves pad a temporal patch; Qwen3-VL's resize refuses a single frame outright."""
+    padded_videos, padded_times = [], []
+    for video, times in zip(videos, timestamps):
+        video, times = np.asarray(video), list(times)
+        if 0 < len(video) < family.min_frames:
+            extra = family.min_frames - len(video)
+            video = np.concatenate([video, np.repeat(video[-1:], extra, axis=0)])
+            times = times + [times[-1]] * extra
+        padded_videos.append(video)
+        padded_times.append(times)
+    return padded_videos, padded_times
+
+
 def _target_labels(tokenizer: Any, input_ids, attention_mask, targets: Sequence[str], family: Family):
     import torch
 
     labels = torch.full_like(input_ids, -100)
     for row, target in enumerate(targets):
-        tail = tokenizer(" " + target + family.end_of_turn, add_special_tokens=False)["input_ids"]
+        tail = tokenizer(family.answer_prefix + target + family.end_of_turn, add_special_tokens=False)["input_ids"]
         positions = attention_mask[row].nonzero().flatten()
         last = int(positions[-1]) + 1
         first = last - len(tail)
@@ -434,9 +660,19 @@ class TinySpec:
 
 
 def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: int = 0, spec: TinySpec | None = None) -> Path:
-    """Build `tiny-<family>` offline and save it like a real checkpoint (config, weights, processor)."""
+    """Build `tiny-<family>` offline and save it like a real checkpoint (config, weights, processor).
+
+    SmolVLM2 is built here; the other families in core/tiny.py, from their own transformers classes.
+    """
+    from videotune.core import tiny
+
+    if family != "smolvlm2" and family not in tiny.BUILDERS:
+        raise InputError(f"no tiny variant for family {family!r}; available: {', '.join(['smolvlm2', *tiny.BUILDERS])}")
+    spec = spec or TinySpec()
+    if spec.frame_size % (2 * spec.patch_size):
+        raise InputError(f"frame size {spec.frame_size} px: must be a multiple of 2 x patch size = {2 * spec.patch_size} px")
     if family != "smolvlm2":
-        raise InputError(f"no tiny variant for family {family!r} yet; available: smolvlm2")
+        return _save_tiny(*_seeded(seed, tiny.BUILDERS[family], spec, corpus), Path(out_dir))
     import torch
     from transformers import (
         SmolVLMConfig,
@@ -446,7 +682,6 @@ def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: in
         SmolVLMVideoProcessor,
     )
 
-    spec = spec or TinySpec()
     out_dir = Path(out_dir)
     tokenizer = train_tokenizer(corpus, spec.vocab_size, SMOLVLM_SPECIAL_TOKENS)
     scale_factor = 2
@@ -486,6 +721,25 @@ def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: in
         image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
         image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def _seeded(seed: int, builder, spec: TinySpec, corpus: Iterable[str]):
+    import torch
+
+    torch.manual_seed(seed)  # the random weights; the tokenizer's training is deterministic on its own
+    return builder(spec, corpus)
+
+
+def _save_tiny(model, processor, out_dir: Path) -> Path:
+    tokenizer = processor.tokenizer
+    # Generation stops at the end of the assistant turn (the tokenizer's EOS) and pads with its pad token.
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)

@@ -1,0 +1,222 @@
+"""Every model family beyond SmolVLM2: tiny variant built offline, loaded by path through the Auto
+classes, prompts labelled on the answer only, exact frame times reaching the model, frame sizes, one
+training step (full and LoRA) and greedy generation through the tools' own functions."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from videotune.core import models, tiny
+from videotune.core.io import InputError, read_jsonl, read_samples, write_jsonl
+from videotune.core.schemas import Prediction
+from videotune.infer.generate import GenerateConfig, run_generate
+from videotune.prep.build import BuildOptions, build_examples
+from videotune.train.sft import SftConfig, run_sft
+
+BIN = Path(sys.executable).parent
+FAMILIES = list(tiny.BUILDERS)  # qwen2-vl, qwen2.5-vl, qwen3-vl, llava-onevision, videollama3
+CLASSES = {
+    "qwen2-vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
+    "qwen2.5-vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
+    "qwen3-vl": ("Qwen3VLForConditionalGeneration", "Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+    "llava-onevision": ("LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor",
+                        "LlavaOnevisionVideoProcessor"),
+    "videollama3": ("VideoLlama3ForConditionalGeneration", "VideoLlama3Processor", "VideoLlama3VideoProcessor"),
+}
+SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
+TARGETS = ["The subject is performing a Squat.", "The subject is performing a OHP. He performs it correctly."]
+
+
+@pytest.fixture(scope="module")
+def examples(gym_raw, tmp_path_factory):
+    """4-frame temporal examples over the shared gym clips: 4 to train on, 2 to answer."""
+    work = tmp_path_factory.mktemp("families")
+    built, _ = build_examples(read_samples(gym_raw / "samples.parquet"), gym_raw,
+                              BuildOptions("aqa", "temporal", 4, 10, 0))
+    write_jsonl(work / "train.jsonl", built[:4])
+    write_jsonl(work / "test.jsonl", built[4:6])
+    return work, [m.content for e in built for m in e.messages] + TARGETS
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tiny_dir(request, examples):
+    """Each family built once, from the examples' text, in its own tmp dir named tiny-<family>."""
+    work, corpus = examples
+    return models.build_tiny(request.param, work / f"tiny-{request.param}", corpus, seed=0, spec=SPEC)
+
+
+def _family(tiny_dir: Path) -> str:
+    return tiny_dir.name.removeprefix("tiny-")
+
+
+def _clips(n_frames: int, size: int = 64, count: int = 2):
+    # distinct random frames: no two frames alike, so VideoLLaMA3's token compression keeps them all
+    return [np.random.default_rng(i).integers(0, 255, (n_frames, size, size, 3), dtype=np.uint8) for i in range(count)]
+
+
+def test_tiny_loads_by_path_like_a_checkpoint(tiny_dir):
+    family = _family(tiny_dir)
+    ref = models.resolve(str(tiny_dir))
+    assert ref.family.name == family and ref.is_local
+    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    assert (type(model).__name__, type(processor).__name__, type(processor.video_processor).__name__) == CLASSES[family]
+    assert models.frame_size(processor) == SPEC.frame_size
+    assert models.family_of_processor(processor) is ref.family
+    tok = processor.tokenizer
+    # the end of the assistant turn is one token, and generation stops at it
+    assert tok.convert_tokens_to_ids(ref.family.end_of_turn) == tok.eos_token_id == model.generation_config.eos_token_id
+    # the family's module paths exist on the loaded model (freezing, parameter reports, LoRA)
+    for path in (ref.family.vision_module, ref.family.projector_module, ref.family.decoder_layers):
+        model.get_submodule(path)
+    assert len(model.get_submodule(ref.family.decoder_layers)) == SPEC.text_layers
+
+
+@pytest.mark.parametrize("n_frames", [3, 1])
+def test_labels_cover_only_the_answer(tiny_dir, n_frames):
+    """Odd and single-frame clips too: the processors (or `encode_batch` for Qwen3-VL) repeat the last frame."""
+    ref = models.resolve(str(tiny_dir))
+    model, processor = models.load(ref)
+    times = [[0.25 * i for i in range(n_frames)]] * 2
+    batch = models.encode_batch(processor, ref.family, ["question one", "a longer question two"], _clips(n_frames),
+                                times, [2.0, 2.0], targets=TARGETS)
+    tok = processor.tokenizer
+    for row, target in enumerate(TARGETS):
+        kept = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert tok.decode(kept) == ref.family.answer_prefix + target + ref.family.end_of_turn
+        # everything before the answer is the prompt, masked out
+        first = int((batch["labels"][row] != -100).nonzero()[0])
+        assert tok.decode(batch["input_ids"][row, :first]).endswith("assistant\n")
+    video_id = processor.video_token_id
+    assert (batch["input_ids"] == video_id).sum() > 0
+    assert not (batch["labels"] == video_id).any()
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+
+
+def test_exact_timestamps_reach_the_model(tiny_dir):
+    """Frame times that no frame rate rounds to: how each family receives them."""
+    ref = models.resolve(str(tiny_dir))
+    _, processor = models.load(ref)
+    times = [0.0, 0.437, 1.311, 2.186]  # seconds; uneven on purpose
+    batch = models.encode_batch(processor, ref.family, ["when?"], _clips(4, count=1), [times], [3.1])
+    text = processor.tokenizer.decode(batch["input_ids"][0])
+    family = ref.family.name
+    if family == "qwen3-vl":  # the mean time of each 2-frame temporal patch, to 0.1 s
+        assert "<0.2 seconds>" in text and "<1.7 seconds>" in text
+    elif family == "videollama3":  # every frame's own time
+        assert all(f"Time {t:.1f}s:" in text for t in times)
+    elif family == "qwen2.5-vl":  # seconds per temporal patch = 2 / (frames per second of the clip)
+        assert batch["second_per_grid_ts"].tolist() == pytest.approx([2 / (4 / 3.1)], rel=1e-3)
+    else:
+        assert "seconds>" not in text and "Time " not in text
+
+
+def test_set_frame_size_changes_the_tokens_per_frame(tiny_dir):
+    ref = models.resolve(str(tiny_dir))
+    model, processor = models.load(ref)
+    if ref.family.name == "llava-onevision":
+        with pytest.raises(InputError, match="position embeddings for 64 px"):
+            models.set_frame_size(processor, model.config, 32)
+        assert models.set_frame_size(processor, model.config, 64) == 16  # 8 x 8 patches pooled 2 x 2
+        return
+    with pytest.raises(InputError, match="multiple of"):
+        models.set_frame_size(processor, model.config, 40)
+    tokens = models.set_frame_size(processor, model.config, 32)
+    assert models.frame_size(processor) == 32
+    # 32 px / (8 px patches x 2 merge) = 2 x 2 tokens per frame; Qwen's 2-frame temporal patch shares them
+    assert tokens == (2 if ref.family.name.startswith("qwen") else 4)
+    batch = models.encode_batch(processor, ref.family, ["q"], _clips(4, size=32, count=1), [[0, 1, 2, 3]], [4.0])
+    assert int((batch["input_ids"] == processor.video_token_id).sum()) == 4 * tokens
+    assert torch.isfinite(model(**batch).logits).all()
+
+
+def test_batched_left_padded_generation_matches_one_by_one(tiny_dir):
+    """Left padding must not move the answers: rotary (M-RoPE) positions skip the pad tokens."""
+    ref = models.resolve(str(tiny_dir))
+    model, processor = models.load(ref)
+    model.eval()
+    clips, texts = _clips(4), ["what is the exercise", "which body parts are wrong here"]
+    times, durations = [[0.0, 0.5, 1.0, 1.5]] * 2, [2.0, 2.0]
+
+    def generate(rows):
+        inputs = models.encode_batch(processor, ref.family, [texts[r] for r in rows], [clips[r] for r in rows],
+                                     [times[r] for r in rows], [durations[r] for r in rows], padding_side="left")
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=6, do_sample=False, eos_token_id=None,
+                                 pad_token_id=processor.tokenizer.pad_token_id)
+        return out[:, inputs["input_ids"].shape[1]:].tolist()
+
+    assert generate([0, 1]) == generate([0]) + generate([1])
+
+
+def _state(path):
+    return AutoModelForImageTextToText.from_pretrained(path).state_dict()
+
+
+def test_one_training_step_then_generate(tiny_dir, gym_raw):
+    """vt-train sft (one full step) changes the weights; vt-infer generate answers 2 clips with it."""
+    work = tiny_dir.parent
+    out = work / f"sft-{tiny_dir.name}"
+    summary = run_sft(SftConfig(model=str(tiny_dir), train=work / "train.jsonl", data_root=gym_raw, out=out,
+                                max_steps=1, batch_size=2, lr=1e-2, logging_steps=1))
+    assert summary["global_step"] == 1 and np.isfinite(summary["final_train_loss"])
+    before, after = _state(tiny_dir), _state(out / "model")
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    family = models.resolve(str(tiny_dir)).family
+    assert any(k.startswith(family.decoder_layers) for k in changed)
+    assert any(k.startswith(family.vision_module) for k in changed)
+
+    pred_dir = work / f"pred-{tiny_dir.name}"
+    run_generate(GenerateConfig(model=str(out / "model"), examples=work / "test.jsonl", data_root=gym_raw,
+                                out=pred_dir, batch_size=2, max_new_tokens=8, device="cpu"))
+    predictions = read_jsonl(pred_dir / "predictions.jsonl", Prediction)
+    assert len(predictions) == 2 and all(p.status == "ok" and 1 <= p.new_tokens <= 8 for p in predictions)
+
+
+def test_lora_adapts_only_the_language_model(tiny_dir, gym_raw):
+    work = tiny_dir.parent
+    out = work / f"lora-{tiny_dir.name}"
+    run_sft(SftConfig(model=str(tiny_dir), train=work / "train.jsonl", data_root=gym_raw, out=out, mode="lora",
+                      lora_r=4, max_steps=1, batch_size=2, lr=5e-2, logging_steps=1))
+    family = models.resolve(str(tiny_dir)).family
+    before, after = _state(tiny_dir), _state(out / "model")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed
+    for key in changed:
+        assert key.startswith(family.decoder_layers + "."), f"{key} changed outside the language model"
+        assert key.rsplit(".", 2)[-2] in family.lora_target_modules, key
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 4
+
+
+def test_unknown_tiny_family_and_hub_ids(tmp_path):
+    with pytest.raises(InputError, match="no tiny variant"):
+        models.build_tiny("internvl", tmp_path, ["text"])
+    with pytest.raises(InputError, match="multiple of 2 x patch size"):
+        models.build_tiny("qwen2-vl", tmp_path, ["text"], spec=models.TinySpec(frame_size=72))
+    assert models.resolve("qwen2-vl-2b").source == "Qwen/Qwen2-VL-2B-Instruct"
+    assert models.resolve("llava-onevision-0.5b").family.name == "llava-onevision"
+    assert models.resolve("Qwen/Qwen3-VL-4B-Instruct").family.name == "qwen3-vl"
+    with pytest.raises(InputError, match="vt-train tiny-model --family qwen2.5-vl"):
+        models.resolve("tiny-qwen2.5-vl")
+
+
+def test_tiny_model_command_builds_qwen2_vl(examples, tmp_path):
+    """The CLI end to end: `vt-train tiny-model --family qwen2-vl` writes a directory resolve() knows."""
+    work, _ = examples
+    out = tmp_path / "tiny-qwen2-vl"
+    subprocess.run([str(BIN / "vt-train"), "tiny-model", "--family", "qwen2-vl", "--corpus", str(work / "train.jsonl"),
+                    "--out", str(out), "--vocab-size", "400", "--text-hidden", "32", "--vision-hidden", "32"],
+                   check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert models.resolve(str(out)).family.name == "qwen2-vl"
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["config"]["family"] == "qwen2-vl"
