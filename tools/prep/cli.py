@@ -128,8 +128,9 @@ class BuildConfig(CommandConfig):
     samples: Path = Field(description="samples.parquet to read")
     out: Path = Field(description="output folder: examples/all.jsonl, rejects.jsonl, run.json")
     data_root: Path | None = Field(None, description="folder the samples' media paths are relative to [default: the samples file's folder]")
-    task: Literal["aqa", "feedback", "vqa"] = Field(
-        "aqa", description="aqa: exercise and errors; feedback: physiotherapy text; vqa: the samples' question and answer")
+    task: Literal["aqa", "feedback", "vqa", "passthrough"] = Field(
+        "aqa", description="aqa: exercise and errors; feedback: physiotherapy text; vqa: the samples' question and answer; "
+                           "passthrough: each imported sample's own conversation, scored as its own task")
     variant: Literal["plain", "temporal", "boolean"] = Field(
         "plain", description="answer form: plain errors, errors with time spans, or a yes/no mistake answer")
     frames: int = Field(8, ge=1, description="frames sampled uniformly per clip (stated in the prompt)")
@@ -201,7 +202,6 @@ add_command(app, "split", SplitConfig, split_command,
             example="vt-prep split --examples data/gym/examples/all.jsonl --out data/gym")
 
 
-def main() -> None:
 # --------------------------------------------------------------------------- streaming DST (issue 8)
 from videotune.prep.dst import DstPrepConfig, run_dst_prep  # noqa: E402
 from videotune.prep.synth_assembly import SynthAssemblyCommand, run_synth_assembly  # noqa: E402
@@ -232,6 +232,14 @@ add_command(app, "dst", DstPrepConfig, dst_command,
             example="vt-prep dst --input data/assembly/raw/annotations.json --fps 2 --out data/assembly")
 
 
+# --------------------------------------------------------------------------- import / export (configs in cli_import.py)
+
+from videotune.prep.cli_import import register as register_import_export  # noqa: E402
+
+register_import_export(app)
+
+
+def main() -> None:
     run_app(app)
 
 
