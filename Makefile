@@ -104,7 +104,7 @@ docker-smoke:
 ## bench-analyze: every text metric of vt-analyze on 10,000 synthetic pairs, wall time beside the 120 s target.
 .PHONY: bench bench-analyze
 
-bench: bench-analyze bench-infer bench-quantize
+bench: bench-analyze bench-infer bench-quantize bench-prep
 
 bench-analyze: setup
 	bash tools/analyze/install_system_deps.sh
@@ -117,6 +117,15 @@ bench-analyze: setup
 ##   SmolVLM2-256M: size, latency, greedy agreement with fp32, batch 8 vs 1. results/bench/quantize/bench.md
 ## Run them on an otherwise idle machine (uptime's 1-minute load well under the core count).
 .PHONY: bench-infer bench-quantize bench-data
+
+## bench-prep: core.video's sampler vs OpenCV reading every frame vs the ffmpeg CLI decoding to null, and the
+##   frame cache's second read, on a synthetic 10 s 30 fps 640x480 H.264 clip (16 frames). results/bench/prep/bench.md
+.PHONY: bench-prep
+
+bench-prep: setup
+	command -v ffmpeg >/dev/null 2>&1 || bash tools/prep/install_system_deps.sh
+	$(BIN)/python -m videotune.prep.bench --out $(BENCH_DIR)/prep --seconds 10 --fps 30 --width 640 --height 480 \
+	  --frames 16 --repeats 7
 
 BENCH_DIR   := results/bench
 BENCH_SPLIT := $(BENCH_DIR)/data/split/examples

@@ -238,6 +238,12 @@ from videotune.prep.cli_import import register as register_import_export  # noqa
 
 register_import_export(app)
 
+# --------------------------------------------------------------------------- derived sets (configs in cli_derived.py)
+
+from videotune.prep.cli_derived import register as register_derived  # noqa: E402
+
+register_derived(app)
+
 
 def main() -> None:
     run_app(app)
