@@ -17,6 +17,7 @@ from videotune.core import models, tiny
 from videotune.core.io import InputError, read_jsonl, read_samples, write_jsonl
 from videotune.core.schemas import Prediction
 from videotune.infer.generate import GenerateConfig, run_generate
+from videotune.infer.profile import ProfileConfig, run_profile
 from videotune.prep.build import BuildOptions, build_examples
 from videotune.train.sft import SftConfig, run_sft
 
@@ -101,6 +102,21 @@ def test_labels_cover_only_the_answer(tiny_dir, n_frames):
     assert torch.isfinite(loss)
 
 
+def test_image_batches_label_only_the_answer(tiny_dir):
+    ref = models.resolve(str(tiny_dir))
+    model, processor = models.load(ref)
+    images = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8) for i in range(2)]
+    batch = models.encode_batch(processor, ref.family, ["what is shown", "and here"], [], [], [], targets=TARGETS,
+                                images=images)
+    tok = processor.tokenizer
+    for row, target in enumerate(TARGETS):
+        kept = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert tok.decode(kept) == ref.family.answer_prefix + target + ref.family.end_of_turn
+    image_id = processor.image_token_id
+    assert (batch["input_ids"] == image_id).sum() > 0 and not (batch["labels"] == image_id).any()
+    assert torch.isfinite(model(**batch).loss)
+
+
 def test_exact_timestamps_reach_the_model(tiny_dir):
     """Frame times that no frame rate rounds to: how each family receives them."""
     ref = models.resolve(str(tiny_dir))
@@ -180,6 +196,20 @@ def test_one_training_step_then_generate(tiny_dir, gym_raw):
                                 out=pred_dir, batch_size=2, max_new_tokens=8, device="cpu"))
     predictions = read_jsonl(pred_dir / "predictions.jsonl", Prediction)
     assert len(predictions) == 2 and all(p.status == "ok" and 1 <= p.new_tokens <= 8 for p in predictions)
+
+
+def test_profile_sweeps_resolutions(tiny_dir, gym_raw):
+    """vt-infer profile unchanged: latency per resolution, tokens per frame from the family's geometry."""
+    work = tiny_dir.parent
+    family = models.resolve(str(tiny_dir)).family.name
+    resolutions = [64] if family == "llava-onevision" else [32, 64]
+    report = run_profile(ProfileConfig(model=str(tiny_dir), examples=work / "test.jsonl", data_root=gym_raw,
+                                       out=work / f"profile-{tiny_dir.name}", n_samples=2, warmup=0,
+                                       batch_sizes=[1, 2], resolutions=resolutions, max_new_tokens=3, device="cpu"))
+    assert [c.status for c in report.configs] == ["ok"] * 2 * len(resolutions)
+    per_frame = {c.resolution_px: c.tokens_per_frame for c in report.configs}
+    expected = {"llava-onevision": {64: 16}, "videollama3": {32: 4, 64: 16}}.get(family, {32: 2, 64: 8})
+    assert per_frame == expected
 
 
 def test_lora_adapts_only_the_language_model(tiny_dir, gym_raw):
