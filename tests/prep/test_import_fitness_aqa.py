@@ -80,6 +80,11 @@ def test_every_bad_input_is_refused_with_its_reason(release):
     assert "error_knees.json" in reasons["o_unlabelled"]
     assert "unknown label 'knees_sideways'" in reasons["*"]
     assert len(result.rejects) == 11
+    files = {r.record: r.file for r in result.rejects}  # each reject names the file at fault
+    assert files["s_cut"].endswith("videos/s_cut.mp4")
+    assert files["s_backwards"].endswith("Labels/error_knees_forward.json")
+    assert files["s_dup"].endswith("Labels/error_knees_forward.json")
+    assert files["o_unlabelled"].endswith("Labels/error_knees.json")
 
 
 def test_merge_spans_reproduces_seed_002(release):

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
+
 from videotune.core.io import InputError
 from videotune.core.schemas import ErrorSpan, Reject, Sample
-from videotune.core.video import SamplingSpec, VideoInfo, VideoReadError, probe, sample_frames
+from videotune.core.video import SamplingSpec, VideoInfo, probe, sample_frames
 
 # Media files an importer recognises by extension when a record names a video by id only.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -30,7 +32,14 @@ END_TOLERANCE_S = 0.01
 
 
 class Refused(Exception):
-    """One record cannot be imported; the message is the reason written to rejects.jsonl."""
+    """One record cannot be imported; the message is the reason written to rejects.jsonl.
+
+    `file` names the file at fault where it is not the record's own annotation file.
+    """
+
+    def __init__(self, reason: str, file: Path | None = None):
+        super().__init__(reason)
+        self.file = file
 
 
 @dataclass
@@ -161,10 +170,10 @@ def check_video(path: Path) -> VideoInfo:
     try:
         info = probe(path)
         sample_frames(path, SamplingSpec(n_frames=2, size=32))
-    except VideoReadError as err:
-        raise Refused(str(err)) from None
-    except InputError as err:  # e.g. no frame in the clip at all
-        raise Refused(str(err)) from None
+    except InputError as err:  # VideoReadError, or no frame in the clip at all
+        raise Refused(str(err), file=path) from None
+    except (av.error.FFmpegError, OSError) as err:  # damaged packets the decoder gives up on
+        raise Refused(f"{path}: cannot decode the video ({err})", file=path) from None
     return info
 
 
@@ -175,7 +184,7 @@ def check_image(path: Path) -> tuple[int, int]:
     try:
         height, width = load_image(path).shape[:2]  # decodes every pixel: truncation fails here, not in training
     except InputError as err:
-        raise Refused(str(err)) from None
+        raise Refused(str(err), file=path) from None
     return width, height
 
 

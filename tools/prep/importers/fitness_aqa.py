@@ -58,7 +58,7 @@ class _Exercise:
     base: Path
     labels: dict[str, dict[str, Any]]  # error -> {video id -> raw intervals}
     label_files: dict[str, Path]
-    duplicated: dict[str, str]  # video id -> reason it is ambiguous
+    duplicated: dict[str, tuple[str, Path]]  # video id -> (why it is ambiguous, the label file)
     split_of: dict[str, str]
     in_two_splits: dict[str, list[str]]
     ids: list[str]
@@ -71,7 +71,7 @@ def _load_labels(base: Path, folder: str, key: str, result: ImportResult) -> tup
         raise InputError(f"{labels_dir}: folder not found (a Fitness-AQA exercise keeps its labels there)")
     labels: dict[str, dict[str, Any]] = {}
     files: dict[str, Path] = {}
-    duplicated: dict[str, str] = {}
+    duplicated: dict[str, tuple[str, Path]] = {}
     for path in sorted(labels_dir.glob("error_*.json")):
         name = path.stem[len("error_"):]
         if name not in exercise.errors:
@@ -82,7 +82,7 @@ def _load_labels(base: Path, folder: str, key: str, result: ImportResult) -> tup
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected an object mapping video id -> [[start_s, end_s], ...], found a {type(data).__name__}")
         for vid in duplicates:
-            duplicated[vid] = f"duplicate id {vid!r} in {path.name}: its labels are ambiguous"
+            duplicated[vid] = (f"duplicate id {vid!r} in {path.name}: its labels are ambiguous", path)
         labels[name] = data
         files[name] = path
     missing = [e for e in exercise.errors if e not in labels]
@@ -135,22 +135,27 @@ def _exercises(root: Path, result: ImportResult) -> list[_Exercise]:
 
 def _sample(root: Path, ex: _Exercise, vid: str, options: FitnessAqaOptions, pattern: Any) -> Sample:
     if vid in ex.duplicated:
-        raise Refused(ex.duplicated[vid])
+        raise Refused(ex.duplicated[vid][0], file=ex.duplicated[vid][1])
     if vid in ex.in_two_splits:
         raise Refused(f"duplicate id {vid!r}: listed in the splits {ex.in_two_splits[vid]}")
     unlabelled = [e for e in ex.labels if vid not in ex.labels[e]]
     if unlabelled:
         files = ", ".join(ex.label_files[e].name for e in unlabelled)
-        raise Refused(f"unknown label: the clip is not in {files}, so whether it shows that error is unknown")
+        raise Refused(f"unknown label: the clip is not in {files}, so whether it shows that error is unknown",
+                      file=ex.label_files[unlabelled[0]])
     video = find_video(ex.base / "videos", vid)
     if video is None:
-        raise Refused(f"video not found: {ex.base / 'videos' / vid}.mp4 (or another video extension)")
+        raise Refused(f"video not found: {ex.base / 'videos' / vid}.mp4 (or another video extension)",
+                      file=ex.base / "videos")
     path, media = resolve_media(root, str(video.relative_to(root)))
     info = check_video(path)
     spans = []
     for error, table in ex.labels.items():
-        intervals = parse_intervals(table[vid], f"{ex.label_files[error].name}")
-        spans.extend(make_spans(error, intervals, info.duration_s))
+        try:
+            intervals = parse_intervals(table[vid], f"{ex.label_files[error].name}")
+            spans.extend(make_spans(error, intervals, info.duration_s))
+        except Refused as why:
+            raise Refused(str(why), file=ex.label_files[error]) from None
     n_intervals = len(spans)
     if options.merge_spans:
         spans = merge_spans(spans)
@@ -178,7 +183,7 @@ def import_fitness_aqa(root: Path, options: FitnessAqaOptions) -> ImportResult:
         try:
             result.samples.append(_sample(root, ex, vid, options, pattern))
         except Refused as why:
-            result.refuse(ex.base, vid, str(why))
+            result.refuse(why.file or ex.base, vid, str(why))
     for ex in exercises:
         videos = ex.base / "videos"
         listed = set(ex.ids)
