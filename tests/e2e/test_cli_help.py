@@ -9,6 +9,8 @@ import pytest
 BIN = Path(sys.executable).parent
 COMMANDS = [
     ("vt-prep", "synth", "gym"), ("vt-prep", "build"), ("vt-prep", "split"),
+    ("vt-prep", "import", "fitness-aqa"), ("vt-prep", "import", "qved"), ("vt-prep", "import", "llava"),
+    ("vt-prep", "import", "vqa"), ("vt-prep", "export", "llava"),
     ("vt-train", "sft"), ("vt-train", "tiny-model"),
     ("vt-infer", "generate"),
     ("vt-analyze", "metrics"), ("vt-analyze", "report"),
