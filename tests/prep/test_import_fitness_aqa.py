@@ -136,3 +136,19 @@ def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
     strict = run_prep("import", "fitness-aqa", "--root", release, "--out", tmp_path / "strict", "--strict")
     assert strict.exit_code == 2
     assert (tmp_path / "strict" / "samples.parquet").is_file()
+
+
+def test_passthrough_refuses_samples_without_their_own_text(release, tmp_path):
+    out = tmp_path / "imported"
+    assert run_prep("import", "fitness-aqa", "--root", release, "--out", out, "--no-hash-media").exit_code == 0
+    built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", release, "--out", tmp_path / "b",
+                     "--task", "passthrough", "--frames", "2")
+    assert built.exit_code == 0, built.output
+    refused = rejects(tmp_path / "b")
+    assert len(refused) == 3 and all("built with --task aqa" in r["reason"] for r in refused)
+    temporal = run_prep("build", "--samples", out / "samples.parquet", "--data-root", release, "--out", tmp_path / "t",
+                        "--task", "aqa", "--variant", "temporal", "--frames", "2")
+    assert temporal.exit_code == 0, temporal.output
+    targets = [json.loads(line)["target"] for line in (tmp_path / "t" / "examples" / "all.jsonl").read_text().splitlines()]
+    assert any("knees forward from frame time 0.50s to 1.00s and knees forward from frame time 1.50s to 2.00s" in t
+               for t in targets)

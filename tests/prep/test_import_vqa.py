@@ -90,3 +90,18 @@ def test_cli_import_then_build(clinic, tmp_path):
     examples = read_jsonl(tmp_path / "b" / "examples" / "all.jsonl", Example)
     assert [e.target for e in examples] == ["yes", "2", "yes", "no"]
     assert all(e.frames is None and e.meta["task"] == "vqa" for e in examples)
+
+
+def test_paths_inside_the_root_are_stored_relative(tmp_path):
+    root = tmp_path / "data"
+    image(root / "images" / "a.png")
+    (tmp_path / "link").symlink_to(root)  # a root reached through a symlink is still the root
+    write_json(root / "v.json", [
+        {"id": "abs", "image": str(root / "images" / "a.png"), "question": "q", "answer": "a"},
+        {"id": "dots", "image": "images/../images/a.png", "question": "q", "answer": "a"},
+        {"id": "inside-link", "image": "images/b.png", "question": "q", "answer": "a"},
+    ])
+    (root / "images" / "b.png").symlink_to(root / "images" / "a.png")  # a symlink that stays inside is fine
+    result = import_vqa(root / "v.json", tmp_path / "link", VqaOptions())
+    assert not result.rejects
+    assert [s.media for s in result.samples] == ["images/a.png", "images/a.png", "images/b.png"]

@@ -108,6 +108,9 @@ def passthrough_example(sample: Sample, data_root: Path, n_frames: int, template
     question = sample.question
     if not question.strip() and sample.task == "feedback":
         question = templates["feedback_question"]
+    if not question.strip() or not sample.answer.strip():
+        raise InputError(f"sample {sample.id!r}: no question and answer of its own to pass through "
+                         f"(a {sample.task} sample without them is built with --task {sample.task})")
     base = vqa_example(sample.model_copy(update={"question": question}), data_root, n_frames)
     messages = list(base.messages)
     turns = sample.meta_dict().get("conversations")
