@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from videotune.core.cli import CommandConfig, add_command, make_app, run_app
@@ -38,7 +39,8 @@ def _write_rejects(out: Path, rejects: list[Reject], strict: bool) -> None:
     write_jsonl(out / "rejects.jsonl", rejects)
     console.print(f"[yellow]{len(rejects)} record(s) refused[/yellow], reasons in {out / 'rejects.jsonl'}:")
     for reject in rejects[:5]:
-        console.print(f"  {reject.file} [{reject.record}]: {reject.reason}")
+        # escaped: a record id in [brackets] would otherwise be read as rich markup and vanish
+        console.print(escape(f"  {reject.file} [{reject.record}]: {reject.reason}"))
     if strict:
         raise InputError(f"{len(rejects)} record(s) refused and --strict is set (see {out / 'rejects.jsonl'})")
 
