@@ -250,3 +250,33 @@ def test_tiny_model_command_builds_qwen2_vl(examples, tmp_path):
     assert models.resolve(str(out)).family.name == "qwen2-vl"
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["family"] == "qwen2-vl"
+
+
+def test_frame_sides_of_real_checkpoint_processors(tiny_dir):
+    """Real checkpoints' processors allow up to 12.8 Mpx per image: frames are decoded at qwen-vl-utils'
+    per-frame video ceiling instead (768 tokens), and at SigLIP's 384 px for LLaVA-OneVision."""
+    from transformers import (
+        LlavaOnevisionVideoProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    family = _family(tiny_dir)
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    real = {  # the video processors as the hub checkpoints configure them
+        "qwen2-vl": (Qwen2VLVideoProcessor(min_pixels=3136, max_pixels=12845056), 756),  # 27 x 28 px
+        "qwen2.5-vl": (Qwen2VLVideoProcessor(min_pixels=3136, max_pixels=12845056), 756),
+        "qwen3-vl": (Qwen3VLVideoProcessor(size={"shortest_edge": 4096, "longest_edge": 25165824}), 864),  # 27 x 32
+        "llava-onevision": (LlavaOnevisionVideoProcessor(), 384),
+    }
+    if family not in real:
+        pytest.skip("no published transformers-format video processor settings to compare with")
+    processor.video_processor, side = real[family]
+    assert models.frame_size(processor) == side
+    if family.startswith("qwen"):
+        processor.image_processor = Qwen2VLImageProcessor()
+        model_config = AutoModelForImageTextToText.from_pretrained(tiny_dir).config
+        factor = 28 if family != "qwen3-vl" else 32
+        assert models.set_frame_size(processor, model_config, 8 * factor) == 32  # 8 x 8 merged tokens per 2 frames
+        assert models.frame_size(processor) == 8 * factor
