@@ -104,7 +104,7 @@ docker-smoke:
 ## bench-analyze: every text metric of vt-analyze on 10,000 synthetic pairs, wall time beside the 120 s target.
 .PHONY: bench bench-analyze
 
-bench: bench-analyze bench-infer bench-quantize bench-prep
+bench: bench-analyze bench-infer bench-quantize bench-prep bench-train
 
 bench-analyze: setup
 	bash tools/analyze/install_system_deps.sh
@@ -161,3 +161,13 @@ bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	  --data-root $(BENCH_DIR)/data/raw --tiny-model $(BENCH_TINY) --reference smolvlm2-256m \
 	  --methods fp32,bf16,int8-dynamic,int8-weight --batch-sizes 1,8 --n-samples 8 --warmup 1 --frames 2 \
 	  --max-new-tokens 16 --out $(BENCH_DIR)/quantize
+
+## bench-train: vt-train's step time vs a raw PyTorch loop (forward, backward, AdamW step) and TRL's stock
+##   SFTTrainer on the same pre-collated batches, on the tiny model and the random-weight SmolVLM2-256M
+##   (128 px, 2 frames); epoch-2 vs epoch-1 data time. Target vt-train / raw <= 1.15. results/bench/train/bench.md
+.PHONY: bench-train
+
+bench-train: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
+	$(BIN)/python -m videotune.train.bench --examples $(BENCH_SPLIT)/train.jsonl --data-root $(BENCH_DIR)/data/raw \
+	  --tiny-model $(BENCH_TINY) --reference-model $(BENCH_REF) --out $(BENCH_DIR)/train --steps 20 --warmup 3 \
+	  --batch-size 4 --reference-steps 5 --reference-batch-size 2 --reference-frame-size 128 --reference-frames 2
