@@ -240,16 +240,27 @@ def test_unknown_tiny_family_and_hub_ids(tmp_path):
         models.resolve("tiny-qwen2.5-vl")
 
 
-def test_tiny_model_command_builds_qwen2_vl(examples, tmp_path):
-    """The CLI end to end: `vt-train tiny-model --family qwen2-vl` writes a directory resolve() knows."""
+@pytest.mark.slow  # three console-script start-ups (torch + transformers imports each): about 70 s on 2 cores
+def test_qwen2_vl_through_the_command_lines(examples, gym_raw, tmp_path):
+    """The CLIs end to end, as `make rq_all MODELS="... tiny-qwen2-vl"` runs them: build, train, answer."""
     work, _ = examples
-    out = tmp_path / "tiny-qwen2-vl"
-    subprocess.run([str(BIN / "vt-train"), "tiny-model", "--family", "qwen2-vl", "--corpus", str(work / "train.jsonl"),
-                    "--out", str(out), "--vocab-size", "400", "--text-hidden", "32", "--vision-hidden", "32"],
-                   check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert models.resolve(str(out)).family.name == "qwen2-vl"
-    manifest = json.loads((out / "run.json").read_text())
-    assert manifest["config"]["family"] == "qwen2-vl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(*args):
+        done = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    tiny_dir = tmp_path / "tiny-qwen2-vl"
+    run("vt-train", "tiny-model", "--family", "qwen2-vl", "--corpus", work / "train.jsonl", "--out", tiny_dir,
+        "--vocab-size", 400, "--text-hidden", 32, "--vision-hidden", 32)
+    assert models.resolve(str(tiny_dir)).family.name == "qwen2-vl"
+    assert json.loads((tiny_dir / "run.json").read_text())["config"]["family"] == "qwen2-vl"
+    run("vt-train", "sft", "--model", tiny_dir, "--train", work / "train.jsonl", "--data-root", gym_raw,
+        "--out", tmp_path / "train", "--max-steps", 1, "--batch-size", 2)
+    run("vt-infer", "generate", "--model", tmp_path / "train" / "model", "--examples", work / "test.jsonl",
+        "--data-root", gym_raw, "--out", tmp_path / "infer", "--max-new-tokens", 4)
+    predictions = read_jsonl(tmp_path / "infer" / "predictions.jsonl", Prediction)
+    assert [p.status for p in predictions] == ["ok", "ok"]
 
 
 def test_frame_sides_of_real_checkpoint_processors(tiny_dir):
