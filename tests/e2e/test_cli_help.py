@@ -11,6 +11,8 @@ COMMANDS = [
     ("vt-prep", "synth", "gym"), ("vt-prep", "build"), ("vt-prep", "split"),
     ("vt-prep", "import", "fitness-aqa"), ("vt-prep", "import", "qved"), ("vt-prep", "import", "llava"),
     ("vt-prep", "import", "vqa"), ("vt-prep", "export", "llava"),
+    ("vt-prep", "augment"), ("vt-prep", "balance"), ("vt-prep", "subset"), ("vt-prep", "degrade"),
+    ("vt-prep", "frames"), ("vt-prep", "resize"),
     ("vt-train", "sft"), ("vt-train", "tiny-model"),
     ("vt-infer", "generate"),
     ("vt-analyze", "metrics"), ("vt-analyze", "report"),
