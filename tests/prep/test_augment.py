@@ -122,3 +122,12 @@ def test_augment_refuses_bad_ops_and_names_missing_clips(gym_raw, tmp_path):
     assert missing.returncode == 2
     rejects = (tmp_path / "y" / "rejects.jsonl").read_text()
     assert "gym-00000" in rejects and "not found" in rejects
+
+
+def test_a_derived_set_never_overwrites_its_parent(gym_raw, tmp_path):
+    parent = samples_file(gym_raw, tmp_path / "parent", n=1)
+    before = parent.read_bytes()
+    for out in (tmp_path / "parent", gym_raw):
+        refused = vt_prep("augment", "--samples", parent, "--data-root", gym_raw, "--out", out, "--ops", "hflip", check=False)
+        assert refused.returncode == 2 and "its own folder" in " ".join(refused.stderr.split())
+    assert parent.read_bytes() == before

@@ -40,6 +40,10 @@ class _VideoSetBase(CommandConfig):
 def _load(config: _VideoSetBase) -> tuple[list[Sample], list[Sample]]:
     from videotune.prep.derive import check_videos, select
 
+    out = config.out.resolve()
+    if out in (config.root().resolve(), config.samples.resolve().parent):
+        # the new samples.parquet would replace the parent's, and links would point at themselves
+        raise InputError(f"--out {config.out}: a derived set needs its own folder, not the parent's ({config.root()})")
     samples = read_samples(config.samples)
     check_videos(samples, config.samples)
     chosen, passed = select(samples, list(config.splits))
@@ -48,9 +52,9 @@ def _load(config: _VideoSetBase) -> tuple[list[Sample], list[Sample]]:
     return chosen, passed
 
 
-def _report(sets: dict[str, tuple[int, int]], title: str) -> None:
+def _report(sets: dict[str, tuple[int, int]], title: str, unit: str = "samples") -> None:
     table = Table(title=title)
-    for column in ("set", "samples", "refused"):
+    for column in ("set", unit, "refused"):
         table.add_column(column)
     for name, (n, refused) in sets.items():
         table.add_row(name or ".", str(n), str(refused))
@@ -418,7 +422,7 @@ def frames_command(config: FramesConfig) -> None:
             all_rejects += rejects
     manifest.write(outputs={name: f"{name}/examples/{config.examples.name}" for name in summary},
                    sets={name: {"n_examples": n, "n_rejected": r} for name, (n, r) in summary.items()})
-    _report(summary, "frame variants")
+    _report(summary, "frame variants", unit="examples")
     _finish(config.out, all_rejects, config.strict)
 
 
