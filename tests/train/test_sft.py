@@ -220,3 +220,12 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(setup, tmp_path):
     summary = json.loads((killed / "run.json").read_text())["summary"]
     assert summary["resumed_from"].endswith(("checkpoint-2", "checkpoint-4", "checkpoint-6", "checkpoint-8"))
     assert summary["global_step"] == 12
+
+
+@pytest.mark.gpu
+def test_qlora_with_auto_batch_size_on_cuda(setup):
+    summary, out = _train(setup, "qlora", mode="qlora", lora_r=4, auto_batch_size=0.9)
+    assert (out / "adapter" / "adapter_config.json").exists() and not (out / "model").exists()
+    assert summary["auto_batch_size"]["batch_size"] == summary["batch_size"] >= 1
+    assert summary["peak_memory_kind"] == "cuda_max_allocated"
+    assert 0 < summary["parameters"]["trainable"] < summary["parameters"]["total"] / 5

@@ -195,7 +195,8 @@ def run_sft(config: SftConfig) -> dict:
     if config.auto_batch_size is not None:
         from videotune.train.autobatch import auto_batch_size
 
-        model.to("cuda")
+        if next(model.parameters()).device.type != "cuda":  # a 4-bit base is already there (and cannot move)
+            model.to("cuda")
         batch_size, auto_record = auto_batch_size(model, collator, train_items, config.auto_batch_size)
         collator.seconds = 0.0
         if batch_size == 0:
