@@ -324,9 +324,9 @@ def run_dst_prep(config: DstPrepConfig) -> dict[str, Any]:
         write_jsonl(config.out / "rejects.jsonl", rejects)
     if config.strict and rejects:
         raise InputError(f"{len(rejects)} record(s) refused and --strict is set; first: "
-                         f"{rejects[0].file} [{rejects[0].record}]: {rejects[0].reason} (all in {config.out / 'rejects.jsonl'})")
+                         f"{rejects[0].file} ({rejects[0].record}): {rejects[0].reason} (all in {config.out / 'rejects.jsonl'})")
     if not examples:
-        reason = f"; first: {rejects[0].file} [{rejects[0].record}]: {rejects[0].reason}" if rejects else ""
+        reason = f"; first: {rejects[0].file} ({rejects[0].record}): {rejects[0].reason}" if rejects else ""
         raise InputError(f"{', '.join(map(str, config.input))}: no usable video records{reason}")
     splits = split_by_video(examples, tuple(config.ratios), config.seed)
     for name, items in splits.items():
