@@ -171,3 +171,52 @@ bench-train: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.train.bench --examples $(BENCH_SPLIT)/train.jsonl --data-root $(BENCH_DIR)/data/raw \
 	  --tiny-model $(BENCH_TINY) --reference-model $(BENCH_REF) --out $(BENCH_DIR)/train --steps 20 --warmup 3 \
 	  --batch-size 4 --reference-steps 5 --reference-batch-size 2 --reference-frame-size 128 --reference-frames 2
+
+## Launchers: LAUNCHER=local (default) runs vt-train here; LAUNCHER=accelerate runs it under
+##   `accelerate launch` with configs/accelerate/$(STRATEGY).yaml (ddp, zero2, zero3) on $(GPUS) GPUs;
+##   LAUNCHER=slurm renders configs/slurm/train.sbatch.j2 and submits it (LAUNCH_FLAGS=--dry-run prints it).
+##   e.g. make curriculum_exp2 LAUNCHER=slurm GPUS=2 LAUNCH_FLAGS="--partition gpu --time 42:00:00 --dry-run"
+LAUNCHER     ?= local
+STRATEGY     ?= ddp
+GPUS         ?= 1
+NODES        ?= 1
+LAUNCH_FLAGS ?=
+# $(call vt_train,JOB NAME): the vt-train entry point for the chosen launcher
+vt_train = $(if $(filter local,$(LAUNCHER)),$(BIN)/vt-train,$(BIN)/vt-train launch --launcher $(LAUNCHER) \
+  --strategy $(STRATEGY) --gpus $(GPUS) --nodes $(NODES) --job-name $(1) $(LAUNCH_FLAGS) --)
+
+## Curriculum (seed 001) on the synthetic clinic scans; experiments/curriculum.yaml declares the data, the
+##   tiny model, the stages and the budget. curriculum_exp1: random order (baseline); curriculum_exp2: three
+##   chained stages; curriculum_table: the seed's cost-benefit table over both. Each takes a few minutes on a CPU.
+.PHONY: curriculum_exp1 curriculum_exp2 curriculum_table clinic-data
+
+CURRICULUM_PLAN := experiments/curriculum.yaml
+CLINIC_DIR      := data/clinic
+CLINIC_SPLIT    := $(CLINIC_DIR)/split/examples
+CLINIC_MODEL    := models/tiny-clinic
+# $(call plan,KEY.PATH): a value of the plan (lists comma-joined)
+plan = $(shell $(BIN)/python -c "import functools, operator, sys, yaml; \
+  v = functools.reduce(operator.getitem, sys.argv[1].split('.'), yaml.safe_load(open('$(CURRICULUM_PLAN)'))); \
+  print(','.join(map(str, v)) if isinstance(v, list) else v)" $(1))
+
+clinic-data: $(CLINIC_SPLIT)/train.jsonl
+
+$(CLINIC_SPLIT)/train.jsonl: $(CURRICULUM_PLAN) | setup
+	$(BIN)/vt-prep synth clinic --out $(CLINIC_DIR)/raw --n-images $(call plan,data.n_images) \
+	  --width-px $(call plan,data.width_px) --height-px $(call plan,data.height_px) --seed $(call plan,data.seed)
+	$(BIN)/vt-prep build --samples $(CLINIC_DIR)/raw/samples.parquet --out $(CLINIC_DIR)/built --task vqa --strict
+	$(BIN)/vt-prep split --examples $(CLINIC_DIR)/built/examples/all.jsonl --out $(CLINIC_DIR)/split \
+	  --ratios $(call plan,data.split_ratios) --seed $(call plan,data.seed)
+
+$(CLINIC_MODEL)/config.json: $(CLINIC_SPLIT)/train.jsonl
+	$(BIN)/vt-train tiny-model --corpus $(CLINIC_SPLIT)/train.jsonl --out $(CLINIC_MODEL) \
+	  --text-hidden $(call plan,model.text_hidden) --text-layers $(call plan,model.text_layers) \
+	  --vision-hidden $(call plan,model.vision_hidden) --vision-layers $(call plan,model.vision_layers) \
+	  --frame-size $(call plan,model.frame_size) --vocab-size $(call plan,model.vocab_size) --seed $(call plan,data.seed)
+
+curriculum_exp1 curriculum_exp2: curriculum_%: $(CLINIC_MODEL)/config.json
+	$(call vt_train,curriculum_$*) curriculum --plan $(CURRICULUM_PLAN) --experiment $* --model $(CLINIC_MODEL) \
+	  --examples $(CLINIC_SPLIT) --data-root $(CLINIC_DIR)/raw --out results/curriculum_$*
+
+curriculum_table:
+	$(BIN)/vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum

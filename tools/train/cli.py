@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 from pydantic import Field
@@ -92,6 +94,62 @@ add_command(app, "tiny-model", TinyModelConfig, tiny_model_command, example=(
     "vt-train tiny-model --family smolvlm2 --corpus data/gym/examples/train.jsonl --out models/tiny-smolvlm2"))
 
 
+# --------------------------------------------------------------------------- curriculum (seed 001) and launchers
+from videotune.train.curriculum import (  # noqa: E402
+    CurriculumConfig,
+    CurriculumTableConfig,
+    run_curriculum,
+    run_curriculum_table,
+)
+
+
+def curriculum_command(config: CurriculumConfig) -> None:
+    result = run_curriculum(config)
+    final = result["final"]
+    stages = ", ".join(f"{name} {100 * acc['normalized']:.1f}%" for name, acc in final["stages"].items())
+    cost = result["compute_hours_per_point"]
+    console.print(f"{result['experiment']} ({result['order']}, {result['budget']['total_steps']} steps): {stages}; "
+                  f"overall {100 * final['overall']['normalized']:.1f}%; {result['compute']['compute_hours']:.4f} compute-hours"
+                  + (f", {cost:.2e} per point" if cost is not None else "") + f"; table in {config.out / 'cost_benefit.md'}")
+
+
+add_command(app, "curriculum", CurriculumConfig, curriculum_command, example=(
+    "vt-train curriculum --model models/tiny-clinic --examples data/clinic/split/examples --data-root data/clinic/raw "
+    "--stages initial_assessment,findings_identification,clinical_context --epochs 10 --out results/curriculum_exp2"))
+
+
+def curriculum_table_command(config: CurriculumTableConfig) -> None:
+    rows = run_curriculum_table(config)
+    console.print(f"{len(rows)} runs in {config.out / 'cost_benefit.md'}")
+
+
+add_command(app, "curriculum-table", CurriculumTableConfig, curriculum_table_command, example=(
+    "vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum"))
+
+from videotune.train.launch import LaunchConfig, run_launch  # noqa: E402
+
+
+def launch_command(config: LaunchConfig) -> None:
+    result = run_launch(config)
+    if config.dry_run:
+        print(result.get("script") or result["command"], end="" if "script" in result else "\n")
+    elif "submitted" in result:
+        console.print(f"{result['submitted']} ({result['script_path']})")
+
+
+add_command(app, "launch", LaunchConfig, launch_command, example=(
+    "vt-train launch --launcher slurm --gpus 2 --partition gpu --time 14:00:00 --dry-run -- "
+    "sft --model smolvlm2-2.2b --train data/clinic/split/examples/train.jsonl --data-root data/clinic/raw --out results/sft"))
+
+
+def _launch_argv(argv: list[str]) -> list[str]:
+    """`vt-train launch [options] -- <command>`: what follows `--` becomes --command (one quoted string)."""
+    if len(argv) > 2 and argv[1] == "launch" and "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut] + ["--command", shlex.join(argv[cut + 1:])]
+    return argv
+
+
 # --------------------------------------------------------------------------- streaming DST (issue 8)
 from videotune.train.dst import DstTrainConfig, corpus_texts, run_dst_train  # noqa: E402
 
@@ -110,6 +168,7 @@ add_command(app, "dst", DstTrainConfig, dst_command, example=(
 
 
 def main() -> None:
+    sys.argv = _launch_argv(sys.argv)
     run_app(app)
 
 
