@@ -171,7 +171,7 @@ def load_qlora(ref: models.ModelRef, trust_remote_code: bool = False):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as err:
-        raise InputError("--mode qlora needs bitsandbytes: pip install 'videotune[train]' on a CUDA machine") from err
+        raise InputError("--mode qlora needs bitsandbytes: pip install 'videotune[qlora]' on a CUDA machine") from err
     from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 
     family = ref.family
