@@ -199,3 +199,20 @@ def test_cli_curriculum_and_table(clinic, tmp_path):
     bad = subprocess.run([str(BIN / "vt-train"), "curriculum-table", "--runs", str(tmp_path / "missing"), "--out",
                           str(tmp_path / "t2")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "no curriculum.json" in " ".join(bad.stderr.split())
+
+
+def test_replay_mixes_a_share_of_earlier_stages(clinic, tmp_path):
+    def ex(stage, i):
+        return Example(id=f"{stage}{i}", sample_id=f"{stage}{i}", media="x.png",
+                       messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], target="a",
+                       meta={"stage": stage})
+
+    sets = {s: [ex(s, i) for i in range(10)] for s in ("a", "b", "c")}
+    config = _config(clinic, tmp_path, stages=["a", "b", "c"], replay=0.5)
+    mixed = cur.replayed(config, sets)
+    assert [e.id for e in mixed["a"]] == [e.id for e in sets["a"]]
+    assert len(mixed["b"]) == 15 and len(mixed["c"]) == 20
+    assert sum(e.id.startswith("a") for e in mixed["c"]) == 5 and sum(e.id.startswith("b") for e in mixed["c"]) == 5
+    assert {e.id for e in sets["c"]} <= {e.id for e in mixed["c"]}
+    assert [e.id for e in cur.replayed(config, sets)["c"]] == [e.id for e in mixed["c"]]  # seeded
+    assert cur.replayed(config.model_copy(update={"replay": 0.0}), sets)["c"] == sets["c"]

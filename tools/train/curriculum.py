@@ -2,8 +2,9 @@
 trains on the same examples shuffled together with the same total step budget.
 
 Reads top to bottom: the plan (stages, budget; optionally from an experiments YAML), the stage
-data (one examples set filtered by meta.stage, or one folder per stage), the runs (`run_sft`
-once per stage, chained through each stage's out/model), the evaluation after every stage on
+data (one examples set filtered by meta.stage, or one folder per stage; optionally a share of
+every earlier stage's examples replayed in each later stage), the runs (`run_sft` once per
+stage, chained through each stage's out/model), the evaluation after every stage on
 every stage's held-out set (greedy generation, exact and normalized accuracy), and the
 cost-benefit table: compute-hours per accuracy point, as seed 001 defines it,
 
@@ -39,10 +40,10 @@ log = logging.getLogger("videotune.train")
 # Fields an experiments YAML may set (its `train:` block, `stages:`, and the experiment's own block);
 # a flag given on the command line wins over the plan.
 PLANNABLE = ("stages", "order", "epochs", "batch_size", "grad_accum", "lr", "scheduler", "warmup_ratio", "mode",
-             "letterbox", "max_new_tokens", "eval_split", "sft_options")
+             "letterbox", "max_new_tokens", "eval_split", "sft_options", "replay")
 DEFAULTS: dict[str, Any] = {"order": "staged", "epochs": [3.0], "batch_size": 8, "grad_accum": 1, "lr": 2e-4,
                             "scheduler": "cosine", "warmup_ratio": 0.0, "mode": "full", "max_new_tokens": 16,
-                            "eval_split": "val", "sft_options": None}
+                            "eval_split": "val", "sft_options": None, "replay": 0.0}
 
 
 class CurriculumConfig(CommandConfig):
@@ -70,6 +71,9 @@ class CurriculumConfig(CommandConfig):
         None, description="learning-rate schedule, restarted at every stage [default: from --plan, else cosine]")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="warm-up share of each run [default: from --plan, else 0]")
     mode: Literal["full", "lora"] | None = Field(None, description="full fine-tuning or LoRA [default: from --plan, else full]")
+    replay: float | None = Field(
+        None, ge=0, le=1, description="staged: share of every earlier stage's training examples mixed into each later "
+                                      "stage against forgetting (0: none, 1: cumulative) [default: from --plan, else 0]")
     letterbox: int | None = Field(None, ge=16, description="image examples: letterbox to SIZE x SIZE px (seed 001: 768)")
     eval_split: Literal["val", "test"] | None = Field(
         None, description="held-out split evaluated after every stage [default: from --plan, else val]")
@@ -177,6 +181,23 @@ def stage_name(stage: str) -> str:
     return Path(stage).name if os.sep in stage or "/" in stage else stage
 
 
+def replayed(config: CurriculumConfig, train_sets: dict[str, list[Example]]) -> dict[str, list[Example]]:
+    """Each stage's training examples plus `replay` x each earlier stage's (a seeded sample, shuffled in)."""
+    share = config.replay or 0.0
+    result: dict[str, list[Example]] = {}
+    stages = list(train_sets)
+    for k, stage in enumerate(stages):
+        examples = list(train_sets[stage])
+        if share > 0 and k > 0:
+            rng = random.Random(f"{config.seed}:replay:{k}")
+            for earlier in stages[:k]:
+                pool = train_sets[earlier]
+                examples += rng.sample(pool, round(share * len(pool)))
+            rng.shuffle(examples)
+        result[stage] = examples
+    return result
+
+
 def steps_for(n_examples: int, epochs: float, batch_size: int, grad_accum: int, devices: int = 1) -> int:
     """Optimizer steps of `epochs` over `n_examples` (transformers' Trainer arithmetic)."""
     per_epoch = max(1, math.ceil(n_examples / (batch_size * devices)) // grad_accum)
@@ -243,14 +264,17 @@ def run_curriculum(config: CurriculumConfig) -> dict[str, Any]:
     # The stage files the runs read (inputs hashed into every run.json).
     data_dir = config.out / "data"
     eval_files: dict[str, Path] = {}
+    stage_train = replayed(config, train_sets)
     for stage, name in zip(config.stages, names):
-        write_jsonl(data_dir / name / "train.jsonl", train_sets[stage])
+        write_jsonl(data_dir / name / "train.jsonl", stage_train[stage])
         write_jsonl(data_dir / name / "val.jsonl", val_sets[stage])
         eval_files[name] = data_dir / name / f"{config.eval_split}.jsonl"
         if config.eval_split != "val":
             write_jsonl(eval_files[name], held_out[stage])
-    steps = [steps_for(len(train_sets[s]), e, config.batch_size, config.grad_accum) for s, e in zip(config.stages, epochs)]
-    budget = {"examples_per_stage": {n: len(train_sets[s]) for s, n in zip(config.stages, names)},
+    # The budget is the staged plan's, replayed examples included; the random order spends the same steps.
+    steps = [steps_for(len(stage_train[s]), e, config.batch_size, config.grad_accum) for s, e in zip(config.stages, epochs)]
+    budget = {"examples_per_stage": {n: len(stage_train[s]) for s, n in zip(config.stages, names)},
+              "replayed_per_stage": {n: len(stage_train[s]) - len(train_sets[s]) for s, n in zip(config.stages, names)},
               "epochs_per_stage": dict(zip(names, epochs)), "steps_per_stage": dict(zip(names, steps)),
               "total_steps": sum(steps), "batch_size": config.batch_size, "grad_accum": config.grad_accum}
 
