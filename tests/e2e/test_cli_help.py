@@ -14,6 +14,7 @@ COMMANDS = [
     ("vt-prep", "augment"), ("vt-prep", "balance"), ("vt-prep", "subset"), ("vt-prep", "degrade"),
     ("vt-prep", "frames"), ("vt-prep", "resize"),
     ("vt-train", "sft"), ("vt-train", "tiny-model"),
+    ("vt-prep", "synth", "clinic"), ("vt-train", "curriculum"), ("vt-train", "curriculum-table"), ("vt-train", "launch"),
     ("vt-infer", "generate"),
     ("vt-analyze", "metrics"), ("vt-analyze", "report"),
 ]
