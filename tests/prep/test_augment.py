@@ -131,3 +131,21 @@ def test_a_derived_set_never_overwrites_its_parent(gym_raw, tmp_path):
         refused = vt_prep("augment", "--samples", parent, "--data-root", gym_raw, "--out", out, "--ops", "hflip", check=False)
         assert refused.returncode == 2 and "its own folder" in " ".join(refused.stderr.split())
     assert parent.read_bytes() == before
+
+
+def test_build_and_split_keep_copies_with_their_parent(gym_raw, tmp_path):
+    from videotune.core.io import read_jsonl
+    from videotune.core.schemas import Example
+
+    parent = samples_file(gym_raw, tmp_path / "parent", n=6)
+    vt_prep("augment", "--samples", parent, "--data-root", gym_raw, "--ops", "hflip", "--out", tmp_path / "aug")
+    vt_prep("build", "--samples", tmp_path / "aug" / "samples.parquet", "--out", tmp_path / "built", "--frames", "2")
+    vt_prep("split", "--examples", tmp_path / "built" / "examples" / "all.jsonl", "--out", tmp_path / "split",
+            "--ratios", "0.5,0.25,0.25")
+    split_of = {}
+    for name in ("train", "val", "test"):
+        for example in read_jsonl(tmp_path / "split" / "examples" / f"{name}.jsonl", Example):
+            split_of[example.sample_id] = name
+    assert len(split_of) == 12
+    for sample_id, name in split_of.items():
+        assert split_of[sample_id.split("~")[0]] == name  # a copy sits in its parent's split

@@ -164,3 +164,24 @@ def test_balance_weights_only_and_splits_pass_through(gym_raw, tmp_path):
             "--splits", "train")
     kept = read_samples(tmp_path / "u" / "samples.parquet")
     assert Counter(s.split for s in kept) == {"train": 2, "test": 1}
+
+
+def test_dynamic_step_and_oversample_commands_fill_the_small_group(gym_raw, tmp_path):
+    def relabel(i, sample):
+        return with_errors(sample, "squat", [] if i < 3 else ["knees_forward"])
+
+    parent = samples_file(gym_raw, tmp_path / "parent", n=4, update=relabel)  # 3 none, 1 knees_forward
+    vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "dynamic-step", "--out", tmp_path / "d")
+    filled = read_samples(tmp_path / "d" / "samples.parquet")
+    assert Counter(sample_group(s) for s in filled) == {"squat|none": 3, "squat|knees_forward": 3}
+    copies = [s for s in filled if "~" in s.id]
+    assert [s.id for s in copies] == ["gym-00003~hflip", "gym-00003~invert"]
+    assert all(s.group == filled[3].group and (tmp_path / "d" / s.media).is_file() for s in copies)
+    assert json.loads(copies[1].meta)["derived"]["parent_id"] == "gym-00003"
+
+    vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "oversample", "--out", tmp_path / "o")
+    duplicated = read_samples(tmp_path / "o" / "samples.parquet")
+    dups = [s for s in duplicated if "~dup" in s.id]
+    assert [s.id for s in dups] == ["gym-00003~dup1", "gym-00003~dup2"]
+    assert all(s.media == "videos/gym-00003.mp4" for s in dups)  # a duplicate shares its parent's file
+    assert not any(p.name.startswith("gym-00003~") for p in (tmp_path / "o" / "videos").iterdir())
