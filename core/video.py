@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Real
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -210,6 +211,16 @@ class SamplingSpec:
             f"v{_SAMPLING_VERSION}_n{part(self.n_frames)}_fps{part(self.target_fps)}"
             f"_start{part(self.start_s)}_end{part(self.end_s)}_size{part(self.size)}"
         )
+
+
+def example_sampling(example: Any, size: int | None, n_frames: int | None = None) -> SamplingSpec:
+    """The frames a conversation example names: its frame count (or `n_frames`) inside the window
+    `meta.sampling` records ({n_frames, start_s, end_s}, written by `vt-prep frames` for its fps-ratio
+    sets), so that training and inference see exactly the frames its prompt states."""
+    window = (getattr(example, "meta", None) or {}).get("sampling") or {}
+    frames = getattr(example, "frames", None)
+    count = n_frames or window.get("n_frames") or (frames.n if frames is not None else 1)
+    return SamplingSpec(n_frames=count, start_s=window.get("start_s"), end_s=window.get("end_s"), size=size)
 
 
 @dataclass(eq=False)

@@ -125,3 +125,19 @@ def test_resize_command_letterboxes_and_is_deterministic(clip, tmp_path):
         assert first[: size // 8].mean() < 20  # the pad above the 4:3 picture
         assert read_json(root / "run.json")["lineage"]["params"] == {"operation": "resize", "size_px": size,
                                                                      "mode": "letterbox", "splits": []}
+
+
+def test_loaders_sample_the_frames_an_fps_example_names(clip):
+    """vt-train and vt-infer build their SamplingSpec with core's example_sampling: an fps-ratio
+    example must load exactly the frames its prompt states, and a --frames override keeps the window."""
+    from videotune.core.video import example_sampling
+
+    example = _example(clip)
+    varied = frame_variant(example, clip / "videos" / "c.mp4", FramePlan("x", 8, 0.5))
+    sampled = sample_frames(clip / "videos" / "c.mp4", example_sampling(varied, size=None))
+    assert sampled.timestamps_s == varied.frames.timestamps_s
+    override = example_sampling(varied, size=32, n_frames=2)
+    assert (override.n_frames, override.start_s, override.end_s, override.size) == (
+        2, varied.meta["sampling"]["start_s"], varied.meta["sampling"]["end_s"], 32)
+    plain = example_sampling(example, size=None)
+    assert (plain.n_frames, plain.start_s, plain.end_s) == (example.frames.n, None, None)

@@ -16,7 +16,7 @@ from videotune.core.io import InputError, ResumableJsonl, read_jsonl
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
-from videotune.core.video import FrameCache, SamplingSpec, default_cache_dir
+from videotune.core.video import FrameCache, default_cache_dir, example_sampling
 
 log = logging.getLogger("videotune.infer")
 
@@ -92,12 +92,11 @@ def run_generate(config: GenerateConfig) -> dict:
                 t0 = time.perf_counter()
                 ready, videos = [], []
                 for example in batch:
-                    count = config.frames or (example.frames.n if example.frames else 1)
                     try:
                         if _is_image(example):
                             sampled = load_image(config.data_root / example.media, letterbox_size=config.letterbox)
                         else:
-                            sampled = cache.get_or_sample(config.data_root / example.media, SamplingSpec(n_frames=count, size=size))
+                            sampled = cache.get_or_sample(config.data_root / example.media, example_sampling(example, size, config.frames))
                     except InputError as err:  # an unreadable video (VideoReadError) or image
                         n_errors += 1
                         sink.append(Prediction(id=example.id, model=model_name, prompt=example.messages[-2].content,

@@ -14,7 +14,7 @@ from videotune.core.image import is_image_path, load_image
 from videotune.core.io import read_jsonl
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example
-from videotune.core.video import FrameCache, SamplingSpec
+from videotune.core.video import FrameCache, example_sampling
 
 
 @dataclass
@@ -45,8 +45,7 @@ def load_decoded(
                 decoded.append(DecodedExample(example, image[None], [], 0.0, image=image))
                 progress.advance()
                 continue
-            count = n_frames or (example.frames.n if example.frames else 1)
-            sampled = cache.get_or_sample(data_root / example.media, SamplingSpec(n_frames=count, size=frame_size))
+            sampled = cache.get_or_sample(data_root / example.media, example_sampling(example, frame_size, n_frames))
             decoded.append(DecodedExample(example, sampled.frames, sampled.timestamps_s, sampled.duration_s))
             progress.advance()
     return decoded
