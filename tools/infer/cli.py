@@ -48,6 +48,22 @@ add_command(app, "profile", ProfileConfig, profile_command, example=(
     "--data-root data/gym/raw --out results/profile/int8-dynamic --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8"))
 
 
+# --------------------------------------------------------------------------- streaming DST (issue 8)
+from videotune.infer.stream import StreamConfig, run_stream  # noqa: E402
+
+
+def stream_command(config: StreamConfig) -> None:
+    summary = run_stream(config)
+    console.print(f"streamed {summary['n_videos']} videos ({summary['n_frames']} frames, {summary['n_speak']} responses, "
+                  f"{summary['n_dst_update']} DST updates, {summary['n_cache_rebuilds']} cache rebuilds); "
+                  f"events in {config.out / 'events.jsonl'}")
+
+
+add_command(app, "stream", StreamConfig, stream_command, example=(
+    "vt-infer stream --model results/dst/train/model --examples data/assembly/stream/test.jsonl "
+    "--data-root data/assembly/raw --out results/dst/stream"))
+
+
 def main() -> None:
     run_app(app)
 
