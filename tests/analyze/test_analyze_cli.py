@@ -111,7 +111,7 @@ def test_bad_metrics_or_history_exit_2(tmp_path):
 
 def test_usage_errors_exit_2(tmp_path):
     assert runner.invoke(app, []).exit_code == 2  # a subcommand is required
-    # Streaming metrics belong to the streaming work: refused with a message, not silently empty.
+    # Streaming metrics need the reference stream examples: without --references, refused with a message.
     result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path), "--task", "stream"])
     assert result.exit_code == 2 and "stream" in result.output
     result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path), "--task", "unknown"])

@@ -40,7 +40,8 @@ class MetricsConfig(CommandConfig):
 
     predictions: Path = Field(description="predictions.jsonl written by vt-infer; each meta holds the ground truth")
     task: Literal["aqa", "feedback", "vqa", "stream"] = Field(
-        "aqa", description="aqa: exercise form; feedback: physiotherapy text; vqa: (curriculum) VQA; stream: not yet"
+        "aqa", description="aqa: exercise form; feedback: physiotherapy text; vqa: (curriculum) VQA; "
+        "stream: streaming DST assistant (--predictions is vt-infer stream's events.jsonl)"
     )
     out: Path = Field(description="output folder (created if missing)")
     n_bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the 95% intervals (0: no intervals)")
@@ -51,14 +52,16 @@ class MetricsConfig(CommandConfig):
     bertscore_layer: int | None = Field(None, ge=1, description="feedback: BERTScore layer (default: the model's last)")
     batch_size: int = Field(64, ge=1, description="feedback: texts per embedding batch")
     device: str | None = Field(None, description="feedback: torch device of the embedding model (default: cuda if present)")
+    references: Path | None = Field(None, description="stream: the stream examples the events answer (stream/test.jsonl)")
+    match_window_s: list[float] = Field(
+        [2.0, 1.0], description="stream: how late, how early (s) a predicted utterance may be to match a reference")
 
 
 def run_metrics(config: MetricsConfig) -> None:
     if config.task == "stream":
-        raise InputError(
-            "--task stream: streaming metrics (speak F1, DST state accuracy, response quality) come with the "
-            "streaming/DST work and are not implemented in vt-analyze yet"
-        )
+        from videotune.analyze.stream import run_stream_metrics
+
+        return run_stream_metrics(config, console)
     manifest = RunManifest("analyze", "metrics", config.model_dump(mode="json"), config.out, seed=config.seed)
     predictions = read_jsonl(config.predictions, Prediction)
     if not predictions:
