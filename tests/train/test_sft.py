@@ -229,3 +229,15 @@ def test_qlora_with_auto_batch_size_on_cuda(setup):
     assert summary["auto_batch_size"]["batch_size"] == summary["batch_size"] >= 1
     assert summary["peak_memory_kind"] == "cuda_max_allocated"
     assert 0 < summary["parameters"]["trainable"] < summary["parameters"]["total"] / 5
+
+
+def test_gradient_checkpointing_is_opt_in_and_trains_lora(setup):
+    from videotune.train.sft import trainer_args
+
+    work, root = setup
+    config = SftConfig(model=str(work / "tiny"), train=work / "train.jsonl", data_root=root, out=work / "gc")
+    assert trainer_args(config, 4, 8, False).activation_checkpointing is False  # TRL's default is on
+    summary, out = _train(setup, "lora-gc", mode="lora", lora_r=2, max_steps=2, gradient_checkpointing=True)
+    before, after = _state(work / "tiny"), _state(out / "model")
+    assert any(not torch.equal(before[k], after[k]) for k in before if "q_proj" in k)
+    assert json.loads((out / "run.json").read_text())["config"]["gradient_checkpointing"] is True

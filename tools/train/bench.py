@@ -5,10 +5,12 @@
 
 Same model (fresh from the same directory for every contender), same pre-decoded and pre-collated
 batches in the same order, same AdamW learning rate. The raw loop is forward (the model's own
-loss), backward, optimizer step, zero_grad and nothing else. vt-train's trainer and TRL's stock
-SFTTrainer run with vt-train sft's arguments (clipping, cosine schedule, logging every 5 steps)
-on those batches; a step is the time between consecutive `on_step_end` callbacks, so it includes
-everything the trainer does per step. The target (issue 4): vt-train / raw <= 1.15.
+loss), backward, optimizer step, zero_grad and nothing else. vt-train's trainer runs with the
+arguments `vt-train sft` builds (sft.trainer_args: clipping, cosine schedule, logging every 5 steps,
+no gradient checkpointing); TRL's stock SFTTrainer with TRL's defaults (gradient checkpointing on,
+entropy and token accuracy at every step), in float32 like the others. A trainer's step is the
+time between consecutive `on_step_end` callbacks, so it includes everything the trainer does per
+step. The target (issue 4): vt-train / raw <= 1.15.
 
 Data time: frames are decoded once per run through the frame cache, never per epoch. A 2-epoch
 `run_sft` on the tiny model with an empty cache reports the decode time before epoch 1 and each
@@ -108,6 +110,7 @@ def trainer_loop(model_dir: Path, batches: list[dict], warmup: int, stock: bool)
     from trl import SFTConfig, SFTTrainer
 
     from videotune.train.data import index_dataset
+    from videotune.train.sft import SftConfig, trainer_args
     from videotune.train.trainer import VtSFTTrainer
 
     model, processor = _load(model_dir)
@@ -118,13 +121,18 @@ def trainer_loop(model_dir: Path, batches: list[dict], warmup: int, stock: bool)
             ends.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as scratch:
-        args = SFTConfig(
-            output_dir=scratch, max_steps=len(batches), per_device_train_batch_size=1, learning_rate=LR,
-            lr_scheduler_type="cosine", max_grad_norm=1.0, logging_steps=5, save_strategy="no", eval_strategy="no",
-            report_to="none", remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
-            max_length=None, dataloader_num_workers=0, disable_tqdm=True, train_sampling_strategy="sequential",
-            dataloader_pin_memory=False, bf16=False,  # float32, as the raw loop
-        )
+        # the data plumbing both need: one dataset row per pre-collated batch, in order, no saving
+        plumbing = dict(output_dir=scratch, max_steps=len(batches), per_device_train_batch_size=1, save_strategy="no",
+                        eval_strategy="no", train_sampling_strategy="sequential", dataloader_pin_memory=False,
+                        report_to="none", disable_tqdm=True)
+        if stock:  # TRL's own defaults (gradient checkpointing on, entropy and accuracy per step) but float32
+            args = SFTConfig(learning_rate=LR, lr_scheduler_type="cosine", logging_steps=5, bf16=False,
+                             remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
+                             max_length=None, dataloader_num_workers=0, **plumbing)
+        else:  # exactly what vt-train sft passes, from its own function
+            sft = SftConfig(model=str(model_dir), train=Path(scratch) / "unused.jsonl", data_root=Path(scratch),
+                            out=Path(scratch), lr=LR, scheduler="cosine", logging_steps=5)
+            args = trainer_args(sft, 1, len(batches), False, **plumbing)
         # one dataset row per pre-collated batch: the collator hands back a copy of that batch
         cls = SFTTrainer if stock else VtSFTTrainer
         trainer = cls(model=model, args=args, train_dataset=index_dataset(range(len(batches))),

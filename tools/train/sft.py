@@ -71,6 +71,9 @@ class SftConfig(CommandConfig, ModeOptions):
     resume: bool = Field(
         False, description="continue from the last complete checkpoint in OUT/checkpoints (weights, optimizer, "
         "scheduler, RNG and data position); starts afresh when there is none")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations during backward: much less activation memory (large models, many "
+        "frames) for about a third more compute per step. TRL turns it on by default; vt-train leaves it off")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint (NVILA, Mobile-VideoGPT)")
@@ -144,9 +147,49 @@ def _prepare_checkpoints(config: SftConfig) -> Path | None:
     return last
 
 
+def trainer_args(config: SftConfig, batch_size: int, n_train: int, has_val: bool, **overrides: Any):
+    """TRL's SFTConfig for this run (the benchmark builds its trainer from the same function)."""
+    from trl import SFTConfig as TrlSFTConfig
+
+    per_epoch = _steps_per_epoch(n_train, batch_size, config.grad_accum)
+    by_steps = config.save_every_steps > 0 or config.save_every_epochs > 1
+    values = dict(
+        output_dir=str(config.out / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        eval_strategy="epoch" if has_val else "no",
+        # A checkpoint costs seconds (weights, optimizer, processor): on toy runs, every few epochs.
+        save_strategy="steps" if by_steps else "epoch",
+        save_steps=config.save_every_steps or per_epoch * config.save_every_epochs,
+        save_total_limit=config.save_total_limit,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.dtype == "bfloat16" or config.mode == "qlora",
+        fp16=config.dtype == "float16",
+        # TRL's default is on; off unless asked (transformers 5 names it activation checkpointing)
+        activation_checkpointing=config.gradient_checkpointing,
+        report_to="none",
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,  # never truncate: cutting media tokens breaks the model's inputs
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    values.update(overrides)
+    return TrlSFTConfig(**values)
+
+
 def run_sft(config: SftConfig) -> dict:
     import torch
-    from trl import SFTConfig as TrlSFTConfig
 
     from videotune.train.data import VideoCollator, index_dataset, load_decoded
     from videotune.train.modes import apply_mode, format_report, load_qlora, parameter_report, projector_param_names
@@ -197,43 +240,15 @@ def run_sft(config: SftConfig) -> dict:
 
         if next(model.parameters()).device.type != "cuda":  # a 4-bit base is already there (and cannot move)
             model.to("cuda")
+        if config.gradient_checkpointing:  # measure the memory the run will use
+            model.gradient_checkpointing_enable()
         batch_size, auto_record = auto_batch_size(model, collator, train_items, config.auto_batch_size)
         collator.seconds = 0.0
         if batch_size == 0:
             raise RuntimeError(f"--auto-batch-size {config.auto_batch_size}: even one example exceeds the budget")
 
     # ---- run
-    per_epoch = _steps_per_epoch(len(train_items), batch_size, config.grad_accum)
-    by_steps = config.save_every_steps > 0 or config.save_every_epochs > 1
-    args = TrlSFTConfig(
-        output_dir=str(config.out / "checkpoints"),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.lr,
-        lr_scheduler_type=config.scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps,
-        eval_strategy="epoch" if val_items else "no",
-        # A checkpoint costs seconds (weights, optimizer, processor): on toy runs, every few epochs.
-        save_strategy="steps" if by_steps else "epoch",
-        save_steps=config.save_every_steps or per_epoch * config.save_every_epochs,
-        save_total_limit=config.save_total_limit,
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=config.dtype == "bfloat16" or config.mode == "qlora",
-        fp16=config.dtype == "float16",
-        report_to="none",
-        remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True},
-        max_length=None,  # never truncate: cutting media tokens breaks the model's inputs
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    args = trainer_args(config, batch_size, len(train_items), bool(val_items))
     trainer = VtSFTTrainer(
         model=model,
         args=args,
