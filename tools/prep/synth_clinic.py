@@ -2,7 +2,7 @@
 
 Each image is a grey "scan": a body outline (an ellipse of textured tissue on a dark field) with
 0 to 3 round lesions, all of one kind (cysts: dark; calcifications: bright), one of them the
-largest, each in its own quadrant of the body. Noise makes some scans "degraded". Every answer
+largest, each in its own quadrant of the body. Degraded scans are underexposed and noisy. Every answer
 follows from the pixels by a fixed rule, and the three stages go from coarse to fine:
 
 1. initial_assessment: normal or abnormal (any lesion?); image quality adequate or degraded.
@@ -123,10 +123,10 @@ def render_scan(config: ClinicSynthConfig, plan: ScanPlan) -> np.ndarray:
     plan.lesions = []
     if plan.n_lesions:
         quadrants = [QUADRANTS[q] for q in rng.permutation(len(QUADRANTS))[: plan.n_lesions]]
-        # radii as shares of the width: large 0.10-0.12 (about 10 px at 96 px), small 0.05-0.06;
+        # radii as shares of the width: large 0.13-0.15 (about 13 px at 96 px), small 0.07-0.08;
         # the other lesions are always clearly smaller than the largest one
-        big = rng.uniform(0.10, 0.12) if plan.large else rng.uniform(0.05, 0.06)
-        radii = [big * w] + [rng.uniform(0.030, 0.038) * w for _ in quadrants[1:]]
+        big = rng.uniform(0.13, 0.15) if plan.large else rng.uniform(0.07, 0.08)
+        radii = [big * w] + [rng.uniform(0.045, 0.052) * w for _ in quadrants[1:]]
         contrast = -rng.uniform(55, 70) if plan.kind == "cyst" else rng.uniform(85, 105)
         for i, (quadrant, radius) in enumerate(zip(quadrants, radii)):
             sx = -1 if "left" in quadrant else 1
@@ -138,6 +138,9 @@ def render_scan(config: ClinicSynthConfig, plan: ScanPlan) -> np.ndarray:
             distance = np.hypot(xx - lx, yy - ly)
             edge = np.clip(radius + 0.5 - distance, 0.0, 1.0)  # one-pixel soft edge
             image += contrast * edge
+    if plan.degraded:
+        # a degraded acquisition: underexposed (less signal) and noisy
+        image *= rng.uniform(0.45, 0.6)
     sigma = rng.uniform(16, 22) if plan.degraded else rng.uniform(2, 4)
     image += rng.normal(0.0, sigma, size=image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
