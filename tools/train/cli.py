@@ -27,9 +27,12 @@ def _root() -> None:
 
 def sft_command(config: SftConfig) -> None:
     summary = run_sft(config)
+    params = summary["parameters"]
+    where = config.out / ("adapter" if config.mode == "qlora" else "model")
     console.print(
-        f"trained {summary['global_step']} steps in {summary['train_runtime_s']:.1f} s; "
-        f"final train loss {summary['final_train_loss']:.4f}; model in {config.out / 'model'}"
+        f"trained {summary['global_step']} steps in {summary['train_runtime_s']:.1f} s "
+        f"({params['trainable']:,} of {params['total']:,} parameters, {summary['tokens_per_s'] or 0:.0f} tokens/s); "
+        f"final train loss {summary['final_train_loss']:.4f}; {config.mode} weights in {where}"
     )
 
 
