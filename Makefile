@@ -104,7 +104,7 @@ docker-smoke:
 ## bench-analyze: every text metric of vt-analyze on 10,000 synthetic pairs, wall time beside the 120 s target.
 .PHONY: bench bench-analyze
 
-bench: bench-analyze bench-infer bench-quantize bench-prep bench-train
+bench: bench-analyze bench-infer bench-quantize bench-prep bench-train bench-stream
 
 bench-analyze: setup
 	bash tools/analyze/install_system_deps.sh
@@ -220,3 +220,39 @@ curriculum_exp1 curriculum_exp2: curriculum_%: $(CLINIC_MODEL)/config.json
 
 curriculum_table:
 	$(BIN)/vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum
+
+## Streaming DST assistant (issue 8) on the synthetic assembly videos, results under results/dst/.
+## dst_train: synth assembly -> vt-prep dst (2 fps, split by video) -> tiny model (32 px frames) -> vt-train dst.
+## dst_eval:  vt-infer stream on the test split -> vt-analyze metrics --task stream (beside the always-silent baseline).
+## bench-stream: per-frame latency at frame 200 vs 20 with a static / dynamic KV cache and with re-encoding.
+.PHONY: dst_train dst_eval dst-data bench-stream
+
+DST_DATA  := data/assembly
+DST_OUT   := results/dst
+DST_MODEL := $(DST_OUT)/models/tiny-dst
+
+dst-data: $(DST_DATA)/stream/test.jsonl
+
+$(DST_DATA)/stream/test.jsonl: | setup
+	$(BIN)/vt-prep synth assembly --out $(DST_DATA)/raw --n-videos 60 --seed 0
+	$(BIN)/vt-prep dst --input $(DST_DATA)/raw/annotations.json --fps 2 --out $(DST_DATA) --strict
+
+$(DST_MODEL)/config.json: $(DST_DATA)/stream/test.jsonl
+	$(BIN)/vt-train tiny-model --corpus $(DST_DATA)/stream/train.jsonl --frame-size 32 --out $(DST_MODEL)
+
+dst_train: $(DST_MODEL)/config.json
+	$(BIN)/vt-train dst --model $(DST_MODEL) --train $(DST_DATA)/stream/train.jsonl --val $(DST_DATA)/stream/val.jsonl \
+	  --data-root $(DST_DATA)/raw --out $(DST_OUT)/train --epochs 12 --batch-size 2 --lr 2e-3 --logging-steps 21
+
+dst_eval: | setup
+	test -f $(DST_OUT)/train/model/heads.safetensors || $(MAKE) dst_train
+	rm -rf $(DST_OUT)/stream
+	$(BIN)/vt-infer stream --model $(DST_OUT)/train/model --examples $(DST_DATA)/stream/test.jsonl \
+	  --data-root $(DST_DATA)/raw --out $(DST_OUT)/stream
+	bash tools/analyze/install_system_deps.sh
+	$(BIN)/vt-analyze metrics --task stream --predictions $(DST_OUT)/stream/events.jsonl \
+	  --references $(DST_DATA)/stream/test.jsonl --out $(DST_OUT)/metrics
+
+bench-stream: setup
+	$(BIN)/python -m videotune.infer.bench_stream --frames-at 20,200 --caches static,dynamic,none --threads 2 \
+	  --out $(BENCH_DIR)/stream

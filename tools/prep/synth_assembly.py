@@ -9,7 +9,8 @@ the tray mid-step (red ring) and the assistant warns the user.
 
 The assistant speaks at each step's start (the instruction), at a slip, and once the last step
 is done. Every event lies on the 0.5 s grid, so at 2 fps it falls exactly on a sampled frame;
-the cues last 0.5 s, so the frame that carries a decision shows why. Small frames (64 px) and
+the cues last 0.5 s (a ring round the part and a border round the frame), so the frame that
+carries a decision shows why. Small frames (64 px) and
 short videos (about 20-45 s) keep a tiny model's training to CPU minutes.
 
 Output: the ProAssist-with-DST JSON format (`annotations.json`, the shape of
@@ -139,6 +140,17 @@ def render_frame(
             else:
                 hand = (cx * size + half * 0.6, cy * size + half * 0.6)
                 draw.ellipse((hand[0] - 4, hand[1] - 4, hand[0] + 4, hand[1] + 4), fill=(235, 190, 160))
+    # The same cues as a border round the whole frame, so that a decision frame stands out even
+    # at the 32 px a tiny model reads: white outermost (a step completed), then green (a step
+    # started), then red (a part slipped), each `border` px wide.
+    border = max(2, size // 16)
+    inset = 0
+    for colour, active in (((255, 255, 255), any(s.end_s <= t < s.end_s + CUE_S for s in steps)),
+                           ((0, 255, 0), any(s.start_s <= t < s.start_s + CUE_S for s in steps)),
+                           ((255, 0, 0), any(s.slip_s is not None and s.slip_s <= t < s.slip_s + CUE_S for s in steps))):
+        if active:
+            draw.rectangle((inset, inset, size - 1 - inset, size - 1 - inset), outline=colour, width=border)
+            inset += border
     pixels = np.asarray(image, dtype=np.int16) + noise
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
