@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -239,7 +240,8 @@ def run_sft(config: SftConfig) -> dict:
         from videotune.train.autobatch import auto_batch_size
 
         if next(model.parameters()).device.type != "cuda":  # a 4-bit base is already there (and cannot move)
-            model.to("cuda")
+            # under accelerate launch each process searches on its own GPU
+            model.to(torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))))
         if config.gradient_checkpointing:  # measure the memory the run will use
             model.gradient_checkpointing_enable()
         batch_size, auto_record = auto_batch_size(model, collator, train_items, config.auto_batch_size)
