@@ -241,3 +241,20 @@ def test_gradient_checkpointing_is_opt_in_and_trains_lora(setup):
     before, after = _state(work / "tiny"), _state(out / "model")
     assert any(not torch.equal(before[k], after[k]) for k in before if "q_proj" in k)
     assert json.loads((out / "run.json").read_text())["config"]["gradient_checkpointing"] is True
+
+
+@pytest.mark.parametrize("scheduler", ["constant", "constant_with_warmup", "cosine", "linear"])
+def test_schedules_with_a_warmup_ratio(setup, scheduler):
+    warmup = 0.0 if scheduler == "constant" else 0.25
+    _, out = _train(setup, f"sched-{scheduler}", max_steps=8, batch_size=2, scheduler=scheduler, warmup_ratio=warmup)
+    lrs = [h["learning_rate"] for h in json.loads((out / "loss_history.json").read_text())["train"]]
+    assert len(lrs) == 8 and max(lrs) == pytest.approx(1e-2)
+    if scheduler == "constant":
+        assert lrs == [1e-2] * 8
+    else:  # 0.25 x 8 = 2 warmup steps from 0 (transformers logs the rate each step used), then flat or decaying
+        assert lrs[:3] == pytest.approx([0.0, 5e-3, 1e-2])
+        after = lrs[2:]
+        if scheduler == "constant_with_warmup":
+            assert after == pytest.approx([1e-2] * 6)
+        else:
+            assert all(a > b for a, b in zip(after, after[1:]))

@@ -88,7 +88,8 @@ class SftConfig(CommandConfig, ModeOptions):
 
 
 def _history(log_history: list[dict]) -> dict[str, list[dict]]:
-    train = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in log_history if "loss" in h]
+    train = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"], "learning_rate": h.get("learning_rate")}
+             for h in log_history if "loss" in h]
     val = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["eval_loss"]} for h in log_history if "eval_loss" in h]
     epochs = [h for h in log_history if "epoch_time_s" in h]
     return {"train": train, "val": val, "epochs": epochs}
