@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml constraints.txt
 ## -> train -> infer -> analyze -> report. A second run is a no-op.
 demo: setup
 
-	$(BIN)/dvc repro
+	# dvc.yaml only: experiments/runs/ holds the research questions' pipelines (make rq_all)
+	$(BIN)/dvc repro dvc.yaml
 	@echo "report: results/demo/REPORT.md"
 
 # Debian packages the tests use, installed once if missing: Chromium (vt-judge's review page),
@@ -256,3 +257,36 @@ dst_eval: | setup
 bench-stream: setup
 	$(BIN)/python -m videotune.infer.bench_stream --frames-at 20,200 --caches static,dynamic,none --threads 2 \
 	  --out $(BENCH_DIR)/stream
+
+## Research questions of seed 000 (experiments/README.md): one target each, e.g.
+##   make rq1_3_3 MODEL=smolvlm2-256m DATA=data/qved FRAMES=8 SIZE=full OUT=results LAUNCHER=local
+##   make rq_all MODELS="tiny-smolvlm2 tiny-qwen2-vl"      every experiment per model + results/RESULTS_SUMMARY.md
+##   make experiments-smoke                                every target at SIZE=smoke on the tiny model (CI)
+## experiments/<rq>.yaml declares each one; experiments/expand.py renders experiments/runs/**/dvc.yaml, which
+## `dvc repro` runs (a second run is a no-op). MODEL: registry name, hub id, local dir or tiny-<family>;
+## DATA: a folder with samples.parquet (default: synthetic gym clips); SIZE: smoke|full.
+.PHONY: rq_all experiments-smoke
+RQS    := rq1_1_1 rq1_1_2 rq1_1_3 rq1_2 rq1_3_3 rq2_1_1 rq3_1_1 rq3_1_2 rq3_1_3 rq3_2_1 rq3_2_2 rq4_1 rq5_2_1 \
+          aqa_two_step aqa_dynamic_step
+.PHONY: $(RQS)
+MODEL  ?= tiny-smolvlm2
+MODELS ?= $(MODEL)
+RQS_ALL ?= $(RQS)
+DATA   ?=
+FRAMES ?=
+SIZE   ?= full
+OUT    ?= results
+EXPAND  = $(BIN)/python experiments/expand.py
+EXPAND_ARGS = --data '$(DATA)' $(if $(FRAMES),--frames $(FRAMES)) --size $(SIZE) --out-root $(OUT)
+
+$(RQS): setup
+	$(BIN)/dvc repro $$($(EXPAND) render $@ --model '$(MODEL)' $(EXPAND_ARGS) --train-cmd '$(call vt_train,$@)')
+
+rq_all: setup
+	@for m in $(MODELS); do for rq in $(RQS_ALL); do \
+	  $(MAKE) --no-print-directory $$rq MODEL=$$m || exit $$?; done; done
+	$(BIN)/dvc repro $$($(EXPAND) render-all --rqs '$(RQS_ALL)' --models '$(MODELS)' $(EXPAND_ARGS))
+	@echo "summary: $(OUT)/RESULTS_SUMMARY.md"
+
+experiments-smoke:
+	$(MAKE) --no-print-directory rq_all SIZE=smoke MODELS=tiny-smolvlm2

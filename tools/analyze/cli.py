@@ -221,6 +221,11 @@ class ReportConfig(CommandConfig):
     use_cases: Path | None = Field(None, description="YAML list of {use_case, metric, goal: max|min, experiments} for the recommendations")
     out: Path = Field(description="output folder (created if missing)")
     title: str = Field("AQA evaluation", description="title of REPORT.md")
+    experiment: str | None = Field(
+        None, description="with --results: RESULTS holds the runs of this one experiment (RESULTS/<run>/metrics.json); "
+        "writes OUT/summary.md and OUT/table.{csv,md,tex} instead of RESULTS_SUMMARY.md")
+    runs_glob: str = Field("**/metrics.json", description="with --results: the runs' metrics.json files, as a glob "
+                           "relative to each experiment's folder (e.g. '*/runs/*/metrics.json')")
 
 
 def run_report(config: ReportConfig) -> None:
@@ -240,9 +245,12 @@ def run_report(config: ReportConfig) -> None:
         outputs["report"] = target.name
         console.print(f"wrote {target}")
     if config.results is not None:
-        from videotune.analyze.summary import write_results_summary
+        from videotune.analyze.summary import write_one_experiment, write_results_summary
 
-        target = write_results_summary(config.results, config.out, config.costs, config.use_cases)
+        if config.experiment:
+            target = write_one_experiment(config.results, config.experiment, config.out, config.costs, config.runs_glob)
+        else:
+            target = write_results_summary(config.results, config.out, config.costs, config.use_cases, config.runs_glob)
         manifest.add_input(config.results, "results")
         for name, path in (("costs", config.costs), ("use_cases", config.use_cases)):
             if path is not None:

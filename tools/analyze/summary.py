@@ -33,6 +33,8 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "feedback": ("embedding_similarity", "bertscore_f1", "meteor", "rouge_l", "bleu_4", "cider", "exercise_accuracy",
                  "latency_p50_s"),
     "vqa": ("normalized_accuracy", "exact_accuracy", "latency_p50_s"),
+    # vt-infer profile figures gathered by experiments/expand.py collect (RQ3.1.x): throughput first.
+    "profile": ("samples_per_s", "latency_p50_s", "latency_p95_s", "peak_memory_gb"),
 }
 # Metrics where smaller is better; every other one is better larger.
 LOWER_IS_BETTER = {"latency_mean_s", "latency_p50_s", "latency_p95_s"}
@@ -80,15 +82,16 @@ class Run:
         return (float(ci[0]), float(ci[1])) if ci else None
 
 
-def discover(results: Path) -> dict[str, list[Run]]:
-    """Experiments and their runs under RESULTS (see the module docstring)."""
+def discover(results: Path, runs_glob: str = "**/metrics.json") -> dict[str, list[Run]]:
+    """Experiments and their runs under RESULTS (see the module docstring); `runs_glob` (relative to an
+    experiment's folder) picks its runs' metrics.json files, e.g. `*/runs/*/metrics.json`."""
     results = Path(results)
     if not results.is_dir():
         raise InputError(f"{results}: not a folder of experiments")
     experiments: dict[str, list[Run]] = {}
     for exp_dir in sorted(p for p in results.iterdir() if p.is_dir()):
         runs = []
-        for path in sorted(exp_dir.rglob("metrics.json")):
+        for path in sorted(exp_dir.glob(runs_glob)):
             rel = path.parent.relative_to(exp_dir)
             runs.append(Run(exp_dir.name, str(rel) if str(rel) != "." else exp_dir.name, path, load_metrics(path)))
         if runs:
@@ -219,9 +222,9 @@ def _bar_chart(runs: list[Run], metric: str, out_dir: Path, stem: str) -> list[P
 
 
 def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
-                             costs: dict[tuple[str, str], float] | None = None) -> Path:
-    """OUT/<experiment>/summary.md, table.{csv,md,tex} and the primary metric's bar chart."""
-    exp_dir = Path(out_dir) / experiment
+                             costs: dict[tuple[str, str], float] | None = None, flat: bool = False) -> Path:
+    """OUT/<experiment>/summary.md (OUT/summary.md if flat), table.{csv,md,tex} and the primary metric's bar chart."""
+    exp_dir = Path(out_dir) if flat else Path(out_dir) / experiment
     exp_dir.mkdir(parents=True, exist_ok=True)
     metrics = headline_metrics(runs)
     primary = primary_metric(runs)
@@ -283,10 +286,22 @@ def recommendations(experiments: dict[str, list[Run]], use_cases: tuple[UseCase,
     return rows
 
 
+def write_one_experiment(results: Path, experiment: str, out_dir: Path, costs_path: Path | None = None,
+                         runs_glob: str = "**/metrics.json") -> Path:
+    """RESULTS holds the runs of one experiment (RESULTS/<run>/metrics.json): OUT/summary.md and its tables."""
+    results = Path(results)
+    paths = sorted(results.glob(runs_glob)) if results.is_dir() else []
+    if not paths:
+        raise InputError(f"{results}: no <run>/metrics.json found")
+    runs = [Run(experiment, str(p.parent.relative_to(results)), p, load_metrics(p)) for p in paths]
+    costs = load_costs(costs_path) if costs_path is not None else None
+    return write_experiment_summary(experiment, runs, out_dir, costs, flat=True)
+
+
 def write_results_summary(results: Path, out_dir: Path, costs_path: Path | None = None,
-                          use_cases_path: Path | None = None) -> Path:
+                          use_cases_path: Path | None = None, runs_glob: str = "**/metrics.json") -> Path:
     """Every experiment's summary and the master RESULTS_SUMMARY.md; returns its path."""
-    experiments = discover(results)
+    experiments = discover(results, runs_glob)
     costs = load_costs(costs_path) if costs_path is not None else None
     use_cases = load_use_cases(use_cases_path) if use_cases_path is not None else DEFAULT_USE_CASES
     out_dir = Path(out_dir)
