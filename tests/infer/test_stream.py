@@ -113,3 +113,13 @@ def test_cli_streams_and_resumes(tiny, tmp_path):
     assert run["summary"]["n_streamed_this_run"] == 0 and run["config"]["cache"] == "static"
     no_heads = subprocess.run([*args[:4], str(root / "raw"), *args[5:]], capture_output=True, text=True, env=ENV)
     assert no_heads.returncode == 2
+
+
+def test_latency_benchmark_runs_at_a_small_size():
+    from videotune.infer.bench_stream import markdown, run_bench
+
+    result = run_bench(7, [2, 4], ["static", "none"], threads=1)
+    assert set(result["caches"]) == {"static", "none"} and result["tokens_per_frame"] == 19
+    for row in result["caches"].values():
+        assert row["ratio"] > 0 and set(row["latency_ms"]) == {"2", "4"}
+    assert "| static |" in markdown(result)

@@ -96,7 +96,8 @@ def run_bench(n_frames: int, frames_at: list[int], caches: list[str], threads: i
     for kind in caches:
         streamer = Streamer(model, processor, heads, cache=kind, max_cache_tokens=max_cache, max_new_tokens=8,
                             speak_threshold=1.0, dst_threshold=1.0)
-        streamer.run(synthetic_stream(8), frames[:8])  # warm-up: allocator, kernels
+        warm = min(8, n_frames)
+        streamer.run(synthetic_stream(warm), frames[:warm])  # warm-up: allocator, kernels
         if kind == "none":
             # Streaming every frame without a cache costs the sum of all re-encodings (minutes at
             # frame 200); the cost at frame k is that of one re-encoding of k frames, timed directly.

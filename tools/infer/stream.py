@@ -280,6 +280,10 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
         dst_threshold=heads_config.dst_threshold if config.dst_threshold is None else config.dst_threshold,
     )
     examples = read_jsonl(config.examples, StreamExample)[: config.limit]
+    other_rate = next((e for e in examples if abs(e.fps - heads_config.fps) > 1e-9), None)
+    if other_rate is not None:
+        raise InputError(f"{config.examples}: example {other_rate.id!r} is sampled at {other_rate.fps} fps, the model "
+                         f"was trained at {heads_config.fps} fps (vt-prep dst --fps)")
     cache = FrameCache(config.cache_dir or default_cache_dir())
     size = models.frame_size(processor)
     events_dir = config.out / "events"
