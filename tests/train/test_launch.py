@@ -135,3 +135,10 @@ def test_slurm_without_sbatch_keeps_the_script(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="sbatch is not on PATH"):
         run_launch(config)
     assert (tmp_path / "jobs" / "j1.sbatch").read_text().startswith("#!/bin/bash")
+
+
+def test_local_launcher_runs_vt_train(tmp_path):
+    ok = run_launch(LaunchConfig(command="curriculum-table --help"))
+    assert ok == {"launcher": "local", "command": "vt-train curriculum-table --help", "returncode": 0}
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        run_launch(LaunchConfig(command=f"curriculum-table --runs {tmp_path / 'missing'} --out {tmp_path / 'o'}"))
