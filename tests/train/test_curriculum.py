@@ -216,3 +216,14 @@ def test_replay_mixes_a_share_of_earlier_stages(clinic, tmp_path):
     assert {e.id for e in sets["c"]} <= {e.id for e in mixed["c"]}
     assert [e.id for e in cur.replayed(config, sets)["c"]] == [e.id for e in mixed["c"]]  # seeded
     assert cur.replayed(config.model_copy(update={"replay": 0.0}), sets)["c"] == sets["c"]
+
+
+def test_only_rank_zero_evaluates_and_writes(clinic, tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(cur, "run_sft", lambda config: trained.append(config.model) or {"global_step": 1, "train_runtime_s": 0.1})
+    monkeypatch.setattr(cur, "generate_answers", lambda *a, **k: pytest.fail("rank 1 evaluated"))
+    result = cur.run_curriculum(_config(clinic, tmp_path / "rank1"))
+    assert result["rank"] == 1 and len(trained) == 3  # it trains every stage, chained like rank 0
+    assert trained[1].endswith("1_initial_assessment/model")
+    assert not (tmp_path / "rank1" / "curriculum.json").exists()

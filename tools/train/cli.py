@@ -108,6 +108,8 @@ from videotune.train.curriculum import (  # noqa: E402
 
 def curriculum_command(config: CurriculumConfig) -> None:
     result = run_curriculum(config)
+    if "final" not in result:  # a process other than rank 0 of a distributed run: rank 0 reports
+        return
     final = result["final"]
     stages = ", ".join(f"{name} {100 * acc['normalized']:.1f}%" for name, acc in final["stages"].items())
     cost = result["compute_hours_per_point"]

@@ -290,17 +290,21 @@ def run_curriculum(config: CurriculumConfig) -> dict[str, Any]:
 
     runs = []
     model = config.model
+    rank = int(os.environ.get("RANK", "0"))
     for run_name, train_path, max_steps, run_epochs in plan:
         stage_dir = config.out / "stages" / run_name
         log.info("curriculum %s: %d steps from %s", run_name, max_steps, model)
         # no per-epoch validation loss inside a stage: the curriculum's measure is the accuracy below
         summary = run_sft(_sft_config(config, model, train_path, None, stage_dir, max_steps, run_epochs))
-        scores = _evaluate_files(config, stage_dir / "model", eval_files, stage_dir / "eval")
+        # Under accelerate/torchrun every process trains; rank 0 alone evaluates and writes the results.
+        scores = _evaluate_files(config, stage_dir / "model", eval_files, stage_dir / "eval") if rank == 0 else None
         runs.append({"run": run_name, "model_in": str(model), "model_out": str(stage_dir / "model"),
                      "global_step": summary["global_step"], "train_runtime_s": summary["train_runtime_s"],
                      "final_train_loss": summary.get("final_train_loss"), "accuracy": scores})
         model = str(stage_dir / "model")  # the next stage starts from this one's weights
 
+    if rank != 0:
+        return {"rank": rank, "runs": runs}
     train_s = sum(r["train_runtime_s"] for r in runs)
     eval_s = sum(r["accuracy"]["eval_runtime_s"] for r in runs)
     final = runs[-1]["accuracy"]
