@@ -227,3 +227,19 @@ def test_only_rank_zero_evaluates_and_writes(clinic, tmp_path, monkeypatch):
     assert result["rank"] == 1 and len(trained) == 3  # it trains every stage, chained like rank 0
     assert trained[1].endswith("1_initial_assessment/model")
     assert not (tmp_path / "rank1" / "curriculum.json").exists()
+
+
+def test_stages_as_folders(clinic, tmp_path):
+    pool = read_jsonl(clinic / "split" / "train.jsonl", Example)
+    for stage in ("s1", "s2"):
+        for split in ("train", "val"):
+            write_jsonl(tmp_path / stage / f"{split}.jsonl", pool[:3] if stage == "s1" else pool[3:5])
+    config = cur.resolve(cur.CurriculumConfig(model="m", data_root=clinic, out=tmp_path / "o",
+                                              stages=[str(tmp_path / "s1"), str(tmp_path / "s2")]))
+    sets = cur.stage_examples(config, "train")
+    assert [len(v) for v in sets.values()] == [3, 2]
+    assert [cur.stage_of_key(config, s) for s in config.stages] == ["s1", "s2"]
+    with pytest.raises(InputError, match="not a folder"):
+        cur.stage_examples(config.model_copy(update={"stages": ["nowhere"]}), "train")
+    with pytest.raises(InputError, match="examples file not found"):
+        cur.stage_examples(config, "test")
