@@ -252,22 +252,36 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
     runs = {k: _subst(v, ctx) for k, v in expand_runs(spec, size, spec_path).items()}
     variables = {"rq": rq, "model": model_name, "size": size, "paths": {k: ctx[k] for k in (
         "raw", "samples", "split", "init", "trained", "work", "out", "shared")}, "frames": data["frames"],
-        "seed": base.get("seed", 0), "train_cmd": train_cmd, "train": train, "infer": infer,
+        "seed": base.get("seed", 0), "split_ratios": by_size(base["data"]["split_ratios"], size),
+        "train_cmd": train_cmd, "train": train, "infer": infer,
         "spec": rel(spec_path), "v": _subst(by_size(spec.get("vars", {}), size), ctx), "runs": runs}
 
     if spec.get("shared_stages"):
         _write_pipeline(RUNS / rq / "_shared" / data["name"], _subst(spec["shared_stages"], ctx),
                         f"{rq}: data shared by every model ({data['name']})", {k: variables[k] for k in (
-                            "rq", "size", "paths", "frames", "seed", "infer", "v")})
-    stages = _subst(spec.get("stages") or {}, ctx)
-    stages["summary"] = summary_stage(spec, spec_path, runs, ctx)
+                            "rq", "size", "paths", "frames", "seed", "split_ratios", "infer", "v")})
+    skipped = bool(spec.get("skip_if_unset")) and not os.environ.get(spec["skip_if_unset"])
+    if spec.get("skip_if_unset"):
+        # a changed endpoint or judge model re-renders the pipeline, so DVC judges again
+        variables["env"] = {k: os.environ.get(k, "") for k in (spec["skip_if_unset"], *spec.get("env", []))}
+    stages = {} if skipped else _subst(spec.get("stages") or {}, ctx)
+    if not model["tiny"] and not (ROOT / model_name).exists():
+        # a registry name or hub id is no file DVC could hash: the model's name in the cmd is its identity
+        for stage in stages.values():
+            target = stage.get("do", stage)
+            target["deps"] = [d for d in target.get("deps", []) if d != model["init"]]
+    stages["summary"] = summary_stage(spec, spec_path, runs, ctx, skipped)
     return _write_pipeline(RUNS / rq / slug(model_name), stages, f"{rq} on {model_name} ({data['name']})", variables)
 
 
-def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str]) -> dict[str, Any]:
+def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str], skipped: bool = False) -> dict[str, Any]:
     """collect -> one `vt-analyze plot` per plot of the spec -> `vt-analyze report` of the experiment."""
     out, rq = ctx["out"], ctx["rq"]
     pipeline = rel(RUNS / rq / slug(ctx["model"]))
+    if skipped:
+        # rq5_2_1 without a judge endpoint: nothing to run; the folder's summary.md says why (exit 0).
+        return {"cmd": f"python experiments/expand.py skip {pipeline} {spec['skip_if_unset']}",
+                "deps": [rel(spec_path)], "outs": [out]}
     cmds = [f"python experiments/expand.py collect {pipeline}"]
     for plot in spec.get("plots", []):
         data = " ".join(f"--data {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
@@ -275,15 +289,11 @@ def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str]) 
         cmds.append(f"vt-analyze plot --kind {plot['kind']} {data} --out {out}/plots/{plot['stem']} "
                     f"--stem {plot['stem']}{title}")
     cmds.append(f"vt-analyze report --results {out}/runs --experiment {rq} --out {out}")
+    cmds.append(f"python experiments/expand.py finish {pipeline}")
     deps = [rel(spec_path), "experiments/expand.py"]
     for run_id in runs:
         deps += [_subst(d, {**ctx, "id": run_id}) for d in spec.get("collect", {}).get("deps", [])]
     deps += [_subst(d, ctx) for d in spec.get("collect", {}).get("extra_deps", [])]
-    if spec.get("skip_if_unset"):
-        # rq5_2_1: nothing to judge without a judge endpoint; the summary says so (exit 0).
-        var = spec["skip_if_unset"]
-        cmds = [f"if [ -z \"${{{var}:-}}\" ]; then python experiments/expand.py skip {pipeline} {var}; "
-                f"else {' && '.join(cmds)}; fi"]
     return {"cmd": " && ".join(cmds), "deps": deps, "outs": [out]}
 
 
@@ -360,7 +370,7 @@ def collect(pipeline: Path) -> None:
         shutil.rmtree(out)
     (out / "runs").mkdir(parents=True)
     table = spec.get("table", {})
-    rows, samples, axes = [], [], []
+    rows, samples, axes, curves, radar = [], [], [], [], []
     for run_id, item in variables["runs"].items():
         run_dir = work / run_id
         axes += [k for k in item if k not in axes and not isinstance(item[k], (dict, list)) and k not in spec.get(
@@ -392,6 +402,37 @@ def collect(pipeline: Path) -> None:
                                         "run": run_id, "latency_s": float(r["latency_per_sample_s"]),
                                         "batch_size": int(r["batch_size"]), "frames": int(r["frames"]),
                                         "resolution": int(r["resolution_px"])})
+        train_json = run_dir / "train" / "run.json"
+        if train_json.is_file():
+            summary = json.loads(train_json.read_text(encoding="utf-8")).get("summary") or {}
+            params = summary.get("parameters") or {}
+            for key, value in (("trainable_params", params.get("trainable")), ("total_params", params.get("total")),
+                               ("runtime_s", summary.get("train_runtime_s")),
+                               ("final_train_loss", summary.get("final_train_loss")),
+                               ("final_val_loss", summary.get("final_val_loss")),
+                               ("peak_memory_gb", (summary.get("peak_memory_bytes") or 0) / 1e9 or None),
+                               ("model_size_mb", (summary.get("model_size_bytes") or 0) / 1e6 or None)):
+                if value is not None:
+                    metrics["metrics"].setdefault(f"train_{key}", float(value))
+            epochs = summary.get("epoch_times_s") or []
+            if epochs:
+                metrics["metrics"].setdefault("train_epoch_s", float(sum(epochs) / len(epochs)))
+            if summary.get("n_train") is not None:
+                metrics["metrics"].setdefault("train_n_examples", float(summary["n_train"]))
+        history = run_dir / "train" / "loss_history.json"
+        if history.is_file():
+            for split, points in json.loads(history.read_text(encoding="utf-8")).items():
+                curves += [{"run": run_id, "model": model, "split": split, "metric": "loss", "step": pt["step"],
+                            "epoch": pt.get("epoch"), "value": pt["loss"]} for pt in points if pt.get("loss") is not None]
+        judged = run_dir / "judge" / "summary.json"
+        if judged.is_file():
+            verdicts = json.loads(judged.read_text(encoding="utf-8"))
+            for dim, score in (verdicts.get("mean") or {}).items():
+                metrics["metrics"].setdefault(f"judge_{dim}", score)
+                radar.append({"model": model if len(variables["runs"]) == 1 else f"{model} {run_id}",
+                              "dimension": dim, "score": score})
+            metrics["metrics"].setdefault("judge_overall", verdicts.get("overall_mean"))
+            metrics["metrics"].setdefault("judge_parse_failure_rate", verdicts.get("parse_failure_rate"))
         size_json = run_dir / "quantize" / "size.json"
         if size_json.is_file():
             size = json.loads(size_json.read_text(encoding="utf-8"))
@@ -404,7 +445,12 @@ def collect(pipeline: Path) -> None:
         (out / "runs" / run_id / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
         if run_json.is_file():
             shutil.copyfile(run_json, out / "runs" / run_id / "run.json")
+        for step in ("train", "profile", "quantize"):
+            if (run_dir / step / "run.json").is_file() and run_dir / step / "run.json" != run_json:
+                shutil.copyfile(run_dir / step / "run.json", out / "runs" / run_id / f"{step}_run.json")
         row: dict[str, Any] = {"run": run_id, "model": model, **{k: v for k, v in item.items() if k in axes}}
+        if spec.get("name_column"):
+            row["name"] = run_id
         for column, source in table.items():
             row[column] = metrics["metrics"].get(source)
         rows.append(row)
@@ -415,8 +461,14 @@ def collect(pipeline: Path) -> None:
         for r in rows:
             v = r.get(rel_spec["of"])
             r[rel_spec["column"]] = v / base_value if v is not None and base_value else None
-    columns = ["run", "model", *axes, *table, *[r["column"] for r in spec.get("relative", [])]]
+    columns = ["run", "model", *(["name"] if spec.get("name_column") else []), *axes, *table,
+               *[r["column"] for r in spec.get("relative", [])]]
     _write_table(out, "grid", columns, rows, f"{variables['rq']} on {model}: {spec.get('title', '')}")
+    if curves:
+        _write_table(out, "curves", ["run", "model", "split", "metric", "step", "epoch", "value"], curves,
+                     f"{variables['rq']}: training and validation loss per run")
+    if radar:
+        _write_table(out, "radar", ["model", "dimension", "score"], radar, f"{variables['rq']}: judge scores (1-5)")
     if samples:
         _write_table(out, "samples", list(samples[0]), samples, f"{variables['rq']}: per-sample latency")
     headroom = work / "headroom" / "headroom.json"
@@ -428,6 +480,42 @@ def collect(pipeline: Path) -> None:
         _write_table(out, "headroom", ["model", "metric", "current", "minimum", "kind", "headroom", "status"], hrows,
                      f"{variables['rq']}: headroom over the minimum acceptable values")
     print(f"collected {len(rows)} run(s) into {rel(out)}")
+
+
+def _md_table(path: Path) -> str:
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    def cell(v: str) -> str:
+        try:
+            return f"{float(v):.4g}" if "." in v or "e" in v.lower() else v
+        except ValueError:
+            return v.replace("|", "\\|")
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows[1:]])
+
+
+def finish(pipeline: Path) -> None:
+    """summary.md: the question, the grid table and the plots above `vt-analyze report`'s per-run summary."""
+    variables = load_yaml(Path(pipeline) / "vars.yaml")
+    spec = load_yaml(ROOT / variables["spec"])
+    out = ROOT / variables["paths"]["out"]
+    analyze = (out / "summary.md").read_text(encoding="utf-8").split("\n", 1)[-1]
+    parts = [f"# {variables['rq']}: {spec.get('title', '')}", "", f"**Question.** {spec.get('question', '')}", "",
+             f"Model `{variables['model']}`, data `{variables['paths']['raw']}`, size `{variables['size']}`, "
+             f"{len(variables['runs'])} run(s); pipeline `{rel(Path(pipeline) / 'dvc.yaml')}` (its dvc.lock is the "
+             "run record), spec `" + variables["spec"] + "`.", "", "## Grid", "", _md_table(out / "grid.csv"), "",
+             "[CSV](grid.csv), [LaTeX](grid.tex)" + (", per-sample latency [CSV](samples.csv)" if (
+                 out / "samples.csv").is_file() else "") + (", [headroom](headroom.csv)" if (
+                 out / "headroom.csv").is_file() else "") + (", loss curves [CSV](curves.csv)" if (
+                 out / "curves.csv").is_file() else "") + ".", ""]
+    if spec.get("plots"):
+        parts += ["## Plots", ""]
+        for plot in spec["plots"]:
+            parts += [f"![{plot['kind']}](plots/{plot['stem']}/{plot['stem']}.png)", "",
+                      f"[PDF](plots/{plot['stem']}/{plot['stem']}.pdf)", ""]
+    parts += ["## Per run", "", analyze.strip(), ""]
+    (out / "summary.md").write_text("\n".join(parts), encoding="utf-8")
+    print(f"wrote {rel(out / 'summary.md')}")
 
 
 def skip(pipeline: Path, var: str) -> None:
@@ -463,8 +551,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--size", default="full", choices=SIZES)
         p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
         p.add_argument("--out-root", default="results", help="results root (a git-ignored folder)")
-    p = sub.add_parser("collect")
-    p.add_argument("pipeline", type=Path)
+    for name in ("collect", "finish"):
+        p = sub.add_parser(name)
+        p.add_argument("pipeline", type=Path)
     p = sub.add_parser("skip")
     p.add_argument("pipeline", type=Path)
     p.add_argument("var")
@@ -480,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
                                  train_cmd=args.train_cmd, out_root=args.out_root)))
         elif args.command == "collect":
             collect(args.pipeline)
+        elif args.command == "finish":
+            finish(args.pipeline)
         else:
             skip(args.pipeline, args.var)
     except (SpecError, KeyError) as err:
