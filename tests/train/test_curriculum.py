@@ -129,6 +129,9 @@ def test_scoring_matches_vt_analyze():
     assert scores["stages"]["c"]["n"] == 0
     assert scores["overall"] == {"n": 5, "exact": 0.2, "normalized": 0.6}
     assert scores["macro"]["normalized"] == round((1.0 + 1 / 3) / 2, 6)
+    assert scores["baseline_majority"] == {"a": 1.0, "b": 1.0, "overall": 1.0}
+    mixed = score([p(1, "a", "x", "normal"), p(2, "a", "x", "abnormal"), p(3, "a", "x", "abnormal")], ["a"])
+    assert mixed["baseline_majority"] == {"a": round(2 / 3, 6), "overall": round(2 / 3, 6)}
 
 
 def test_plan_fills_what_the_command_line_leaves_open(clinic, tmp_path):

@@ -312,7 +312,7 @@ def run_curriculum(config: CurriculumConfig) -> dict[str, Any]:
     overall_pct = 100 * final["overall"]["normalized"]
     result = {
         "experiment": config.experiment or config.order, "order": config.order, "stages": names, "budget": budget,
-        "runs": runs, "final": {k: final[k] for k in ("stages", "overall", "macro")},
+        "runs": runs, "final": {k: final[k] for k in ("stages", "overall", "macro", "baseline_majority")},
         "compute": {"devices": devices, "device": device_kind, "train_wall_s": round(train_s, 3),
                     "train_wall_h": train_s / 3600, "compute_hours": compute_h, "eval_wall_s": round(eval_s, 3)},
         # seed 001: compute-hours per accuracy point (normalized overall accuracy, in percent)
@@ -405,6 +405,10 @@ def write_cost_benefit(results: list[dict[str, Any]], out: Path) -> list[dict[st
         "overall pools every question. Compute-hours = devices x training wall-clock hours (evaluation excluded); "
         "compute-hours per point = compute-hours / overall accuracy in percent (seed 001).",
     ]
+    majority = results[0]["final"].get("baseline_majority")
+    if majority:
+        notes.append("Constant-answer baseline (each stage's most frequent answer): "
+                     + ", ".join(f"{k} {100 * v:.1f} %" for k, v in majority.items()) + ".")
     if len(rows) > 1:
         base = rows[0]
         for row in rows[1:]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,9 +62,12 @@ class Accuracy:
 
 def score(predictions: list[Prediction], stages: list[str]) -> dict[str, Any]:
     """Exact and normalized accuracy per stage (in `stages` order), pooled over all ("overall") and
-    the unweighted mean of the stages ("macro"). Failed predictions count as wrong."""
+    the unweighted mean of the stages ("macro"), and the accuracy of always giving a stage's most
+    frequent reference ("baseline_majority"). Failed predictions count as wrong."""
     hits: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    references: dict[str, Counter[str]] = defaultdict(Counter)
     for p in predictions:
+        references[str(p.meta.get("stage_key", UNSTAGED))][normalize_answer(p.reference)] += 1
         ok = p.status == "ok"
         exact = ok and p.prediction.strip() == p.reference.strip()
         normalized = ok and normalize_answer(p.prediction) == normalize_answer(p.reference)
@@ -79,7 +82,12 @@ def score(predictions: list[Prediction], stages: list[str]) -> dict[str, Any]:
     present = [a for a in per_stage.values() if a.n]
     macro = Accuracy(len(present), sum(a.exact for a in present) / len(present) if present else 0.0,
                      sum(a.normalized for a in present) / len(present) if present else 0.0)
-    return {"stages": {s: a.as_dict() for s, a in per_stage.items()}, "overall": pooled.as_dict(), "macro": macro.as_dict()}
+    # the constant answer baseline: each stage's most frequent (normalized) reference, as vt-analyze defines it
+    majority = {s: max(references[s].values()) / sum(references[s].values()) for s in stages if references.get(s)}
+    majority_hits = sum(max(references[s].values()) for s in stages if references.get(s))
+    majority["overall"] = majority_hits / pooled.n if pooled.n else 0.0
+    return {"stages": {s: a.as_dict() for s, a in per_stage.items()}, "overall": pooled.as_dict(), "macro": macro.as_dict(),
+            "baseline_majority": {k: round(v, 6) for k, v in majority.items()}}
 
 
 def generate_answers(
