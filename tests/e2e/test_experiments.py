@@ -1,0 +1,251 @@
+"""experiments/expand.py: specs rendered into DVC pipelines, collected into tables; and a smoke run of
+every research-question target on the tiny model (slow: it trains and evaluates for real)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("vt_experiments_expand", REPO / "experiments" / "expand.py")
+expand = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = expand
+SPEC.loader.exec_module(expand)
+
+ALL_RQS = ["rq1_1_1", "rq1_1_2", "rq1_1_3", "rq1_2", "rq1_3_3", "rq2_1_1", "rq3_1_1", "rq3_1_2", "rq3_1_3",
+           "rq3_2_1", "rq3_2_2", "rq4_1", "rq5_2_1", "aqa_two_step", "aqa_dynamic_step"]
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A scratch checkout holding only experiments/: the expander writes there, not into the repo."""
+    root = tmp_path / "repo"
+    (root / "experiments").mkdir(parents=True)
+    for path in (REPO / "experiments").iterdir():
+        if path.is_file():
+            shutil.copy(path, root / "experiments" / path.name)
+    monkeypatch.setattr(expand, "ROOT", root)
+    monkeypatch.setattr(expand, "EXP", root / "experiments")
+    monkeypatch.setattr(expand, "RUNS", root / "experiments" / "runs")
+    monkeypatch.delenv("VT_JUDGE_BASE_URL", raising=False)
+    return root
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("rq", ALL_RQS)
+def test_every_spec_renders_at_both_sizes(repo, rq):
+    for size in ("smoke", "full"):
+        path = expand.render(rq, "tiny-smolvlm2", size=size)
+        pipeline = load(path)
+        assert "summary" in pipeline["stages"]
+        variables = load(path.parent / "vars.yaml")
+        assert variables["runs"], f"{rq} {size}: no runs"
+        # every stage runs from the repository root, where the paths in vars.yaml are relative to
+        for stage in pipeline["stages"].values():
+            assert stage.get("do", stage)["wdir"] == "../../../.."
+
+
+def test_render_is_idempotent(repo):
+    path = expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke")
+    files = sorted(p for p in (repo / "experiments" / "runs").rglob("*") if p.is_file())
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    text = {p: p.read_text() for p in files}
+    assert expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke") == path
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing rewritten: DVC sees no change
+    assert {p: p.read_text() for p in files} == text
+    # a changed setting rewrites only what depends on it
+    expand.render("rq1_3_3", "tiny-smolvlm2", size="full")
+    assert (repo / "experiments/runs/_data/gym-full-f8/dvc.yaml").is_file()
+    assert (repo / "experiments/runs/_data/gym-smoke-f4/dvc.yaml").stat().st_mtime_ns == stamps[
+        repo / "experiments/runs/_data/gym-smoke-f4/dvc.yaml"]
+
+
+def test_write_if_changed(tmp_path):
+    target = tmp_path / "a" / "f.yaml"
+    assert expand.write_if_changed(target, "x: 1\n") is True
+    assert expand.write_if_changed(target, "x: 1\n") is False
+    assert expand.write_if_changed(target, "x: 2\n") is True
+    assert target.read_text() == "x: 2\n"
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rq1_3_3_pipeline_shape(repo):
+    path = expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke")
+    variables = load(path.parent / "vars.yaml")
+    assert list(variables["runs"]) == ["clean", "blur_4", "occlusion_30"]
+    assert variables["runs"]["clean"]["root"] == "data/exp/gym-smoke-f4/raw"
+    assert variables["runs"]["blur_4"]["root"] == "data/exp/gym-smoke-f4/rq1_3_3/degraded/blur_4"
+    stages = load(path)["stages"]
+    # inference only: evaluates the shared base checkpoint, no training stage of its own
+    assert stages["evaluate"]["foreach"] == "${runs}"
+    assert "${paths.trained}" in stages["evaluate"]["do"]["deps"]
+    assert not any("sft" in s.get("do", s)["cmd"] for s in stages.values())
+    assert variables["paths"]["trained"] == "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model"
+    assert stages["summary"]["outs"] == ["results/rq1_3_3/tiny-smolvlm2"]
+    assert "results/rq1_3_3/_work/tiny-smolvlm2/blur_4" in stages["summary"]["deps"]
+    base = load(repo / "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml")["stages"]
+    assert "--family smolvlm2" in base["tiny_model"]["cmd"]
+    assert base["base_train"]["outs"] == ["models/exp/gym-smoke-f4/tiny-smolvlm2/base"]
+    shared = load(repo / "experiments/runs/rq1_3_3/_shared/gym-smoke-f4/dvc.yaml")["stages"]
+    assert shared["degrade"]["outs"] == ["${paths.shared}/degraded"]
+
+
+def test_registry_model_and_user_data(repo):
+    data = repo / "data" / "qved"
+    data.mkdir(parents=True)
+    (data / "samples.parquet").write_bytes(b"")
+    path = expand.render("rq1_1_1", "smolvlm2-256m", data_dir="data/qved", frames=8, size="smoke",
+                         train_cmd="vt-train launch --launcher slurm --")
+    variables = load(path.parent / "vars.yaml")
+    assert variables["paths"]["init"] == "smolvlm2-256m"
+    assert variables["train_cmd"] == "vt-train launch --launcher slurm --"
+    # a registry name is no file: it is not a DVC dependency (its name in the command is its identity)
+    train = load(path)["stages"]["train"]["do"]
+    assert "smolvlm2-256m" not in train["deps"]
+    base = load(repo / "experiments/runs/_base/qved-smoke-f8/smolvlm2-256m/dvc.yaml")["stages"]
+    assert "tiny_model" not in base
+    built = load(repo / "experiments/runs/_data/qved-smoke-f8/dvc.yaml")["stages"]
+    assert "synth" not in built and "--data-root data/qved" in built["build"]["cmd"]
+    with pytest.raises(expand.SpecError, match="samples.parquet"):
+        expand.render("rq1_1_1", "tiny-smolvlm2", data_dir="data/missing", size="smoke")
+
+
+def test_expand_runs_axes_and_errors(tmp_path):
+    spec = {"axes": {"smoke": {"resolution": [32], "frames": [2, 4]}}, "id": "r{resolution}_f{frames}"}
+    runs = expand.expand_runs(spec, "smoke", tmp_path / "s.yaml")
+    assert runs == {"r32_f2": {"resolution": 32, "frames": 2}, "r32_f4": {"resolution": 32, "frames": 4}}
+    with pytest.raises(expand.SpecError, match="twice"):
+        expand.expand_runs({"runs": [{"id": "a"}, {"id": "a"}]}, "smoke", tmp_path / "s.yaml")
+    with pytest.raises(expand.SpecError, match="characters"):
+        expand.expand_runs({"runs": [{"id": "a b"}]}, "smoke", tmp_path / "s.yaml")
+    with pytest.raises(expand.SpecError, match="runs"):
+        expand.expand_runs({}, "smoke", tmp_path / "s.yaml")
+    with pytest.raises(expand.SpecError, match="size 'full'"):
+        expand.by_size({"smoke": 1}, "full")
+
+
+def _metrics(accuracy: float, n: int = 8) -> dict:
+    return {"n": n, "metrics": {"exercise_accuracy": accuracy, "error_macro_f1": accuracy / 2,
+                                "span_map_iou0.5": 0.1},
+            "ci95": {"exercise_accuracy": [max(0.0, accuracy - 0.1), min(1.0, accuracy + 0.1)]},
+            "per_class": {}, "meta": {"task": "aqa", "models": ["models/exp/x/base/model"]}}
+
+
+def test_collect_and_finish(repo):
+    path = expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke")
+    work = repo / "results/rq1_3_3/_work/tiny-smolvlm2"
+    for run_id, accuracy in (("clean", 0.8), ("blur_4", 0.6), ("occlusion_30", 0.4)):
+        (work / run_id / "analyze").mkdir(parents=True)
+        (work / run_id / "analyze" / "metrics.json").write_text(json.dumps(_metrics(accuracy)))
+        (work / run_id / "analyze" / "run.json").write_text(json.dumps({"tool": "analyze"}))
+    expand.collect(path.parent)
+    out = repo / "results/rq1_3_3/tiny-smolvlm2"
+    rows = (out / "grid.csv").read_text().splitlines()
+    assert rows[0] == "run,model,kind,level,accuracy,error_macro_f1,span_map,robustness"
+    robustness = {r.split(",")[0]: r.split(",")[-1] for r in rows[1:]}
+    assert float(robustness["clean"]) == 1.0
+    assert float(robustness["blur_4"]) == pytest.approx(0.75)
+    assert float(robustness["occlusion_30"]) == pytest.approx(0.5)
+    assert "\\begin{tabular}" in (out / "grid.tex").read_text()
+    normalised = json.loads((out / "runs/blur_4/metrics.json").read_text())
+    assert normalised["meta"]["models"] == ["tiny-smolvlm2"]
+    assert normalised["meta"]["axes"]["kind"] == "blur"
+    assert (out / "runs/blur_4/run.json").is_file()
+    (out / "summary.md").write_text("# rq1_3_3\n\nper-run table\n")
+    expand.finish(path.parent)
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# rq1_3_3: visual degradation")
+    assert "| blur_4 | tiny-smolvlm2 | blur | 4 | 0.6 |" in summary
+    assert "plots/degradation/degradation.png" in summary and "per-run table" in summary
+
+
+def test_collect_refuses_a_run_without_results(repo):
+    path = expand.render("rq3_1_2", "tiny-smolvlm2", size="smoke")
+    with pytest.raises(expand.SpecError, match="b1"):
+        expand.collect(path.parent)
+
+
+def test_judge_experiment_is_skipped_without_an_endpoint(repo, monkeypatch):
+    path = expand.render("rq5_2_1", "tiny-smolvlm2", size="smoke")
+    stages = load(path)["stages"]
+    assert list(stages) == ["summary"] and " skip " in stages["summary"]["cmd"]
+    expand.skip(path.parent, "VT_JUDGE_BASE_URL")
+    assert "Skipped" in (repo / "results/rq5_2_1/tiny-smolvlm2/summary.md").read_text()
+    monkeypatch.setenv("VT_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("VT_JUDGE_MODEL", "judge")
+    stages = load(expand.render("rq5_2_1", "tiny-smolvlm2", size="smoke"))["stages"]
+    assert {"evaluate", "judge", "summary"} <= set(stages)
+    assert load(path.parent / "vars.yaml")["env"]["VT_JUDGE_BASE_URL"] == "http://127.0.0.1:9/v1"
+
+
+def test_render_all(repo):
+    path = expand.render_all(["rq1_3_3", "rq3_1_2", "rq5_2_1"], ["tiny-smolvlm2", "tiny-qwen2-vl"], size="smoke")
+    stage = load(path)["stages"]["results_summary"]
+    assert stage["deps"] == ["results/rq1_3_3/tiny-smolvlm2", "results/rq1_3_3/tiny-qwen2-vl",
+                             "results/rq3_1_2/tiny-smolvlm2", "results/rq3_1_2/tiny-qwen2-vl"]
+    assert "results/RESULTS_SUMMARY.md" in stage["outs"] and "results/rq3_1_2/summary.md" in stage["outs"]
+    assert "--runs-glob '*/runs/*/metrics.json'" in stage["cmd"]
+
+
+def test_command_line_reports_bad_input(repo, capsys):
+    assert expand.main(["render", "rq_nope", "--size", "smoke"]) == 2
+    assert "rq_nope.yaml: file not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- smoke run (CI)
+
+
+def _sh(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("VT_JUDGE_BASE_URL", None)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_smoke_every_target_then_a_no_op(tmp_path):
+    """Every target at SIZE=smoke on the tiny model in a fresh checkout, RESULTS_SUMMARY.md over them,
+    and a second run that runs nothing."""
+    root = tmp_path / "clone"
+    shutil.copytree(REPO / "experiments", root / "experiments", ignore=shutil.ignore_patterns("runs", "__pycache__"))
+    (root / ".gitignore").write_text("/data/\n/results/\n/models/\n")
+    _sh(["git", "init", "-q"], root)
+    _sh(["dvc", "init", "-q"], root)
+    rqs = os.environ.get("VT_SMOKE_RQS", " ".join(ALL_RQS)).split()
+    python = str(REPO / ".venv" / "bin" / "python")
+
+    def run_all() -> str:
+        log = ""
+        for rq in rqs:
+            pipeline = _sh([python, "experiments/expand.py", "render", rq, "--size", "smoke"], root).strip()
+            log += _sh(["dvc", "repro", pipeline], root)
+        pipeline = _sh([python, "experiments/expand.py", "render-all", "--rqs", ",".join(rqs), "--models",
+                        "tiny-smolvlm2", "--size", "smoke"], root).strip()
+        return log + _sh(["dvc", "repro", pipeline], root)
+
+    first = run_all()
+    assert "Running stage" in first
+    for rq in rqs:
+        out = root / "results" / rq / "tiny-smolvlm2"
+        assert (out / "summary.md").is_file(), rq
+        if rq != "rq5_2_1":
+            assert (out / "grid.csv").is_file() and (out / "grid.tex").is_file(), rq
+            assert list((out / "runs").glob("*/metrics.json")), rq
+    assert "Skipped" in (root / "results/rq5_2_1/tiny-smolvlm2/summary.md").read_text()
+    summary = (root / "results" / "RESULTS_SUMMARY.md").read_text()
+    assert "Recommendation matrix" in summary and "tiny-smolvlm2" in summary
+    second = run_all()
+    assert "Running stage" not in second
