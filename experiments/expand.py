@@ -122,7 +122,8 @@ def model_context(model: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def train_flags(cfg: dict[str, Any]) -> str:
     return (f"--mode {cfg['mode']} --epochs {cfg['epochs']} --batch-size {cfg['batch_size']} --lr {cfg['lr']} "
-            f"--scheduler {cfg['scheduler']} --warmup-ratio {cfg['warmup_ratio']}")
+            f"--scheduler {cfg['scheduler']} --warmup-ratio {cfg['warmup_ratio']} "
+            f"--save-every-epochs {cfg['save_every_epochs']}")
 
 
 # --------------------------------------------------------------------------- shared pipelines
