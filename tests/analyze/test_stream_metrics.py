@@ -120,3 +120,19 @@ def test_cli_scores_text_on_matched_pairs(tmp_path):
     missing = CliRunner().invoke(app, ["metrics", "--task", "stream", "--predictions", str(events),
                                        "--out", str(tmp_path / "n")])
     assert missing.exit_code == 2 and "--references" in missing.output
+
+
+def test_intervals_resample_videos():
+    second = _example().model_copy(update={"id": "w", "video_id": "w"})
+    perfect = [e.model_copy(update={"id": f"w@{e.frame}", "video_id": "w", "speak": f.speak, "response": f.response,
+                                    "dst_update": f.dst_update, "dst": f.dst})
+               for e, f in zip(_events(), second.frames)]
+    metrics, _, _ = stream_scores(_events() + perfect, [_example(), second], same_text, Path("e.jsonl"),
+                                  n_bootstrap=400, seed=1)
+    lo, hi = metrics.ci95["speak_f1"]
+    # resamples hold 0, 1 or 2 copies of the perfect video: F1 ranges from 0.5 (none) to 1.0 (only it)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(1.0)
+    assert metrics.metrics["speak_f1"] == pytest.approx(0.75) and lo <= 0.75 <= hi
+    assert set(metrics.ci95) == {"speak_f1", "dst_update_f1", "matched_f1", "dst_state_accuracy", "dst_state_exact"}
+    same, _, _ = stream_scores(_events(), [_example()], same_text, Path("e.jsonl"), n_bootstrap=50)
+    assert same.ci95["speak_f1"] == pytest.approx((0.5, 0.5))

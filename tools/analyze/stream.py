@@ -24,6 +24,8 @@ Inputs: vt-infer stream's events.jsonl (one event per frame) and the stream exam
   state metric, as `baseline_always_silent/<metric>`.
 
 Counts are pooled over all videos (micro averages); per_example.jsonl holds each video's own.
+95% intervals (`--n-bootstrap`) resample videos, the unit the split keeps apart, for the F1s and
+state accuracies; the response text metrics have none.
 """
 
 from __future__ import annotations
@@ -164,9 +166,34 @@ def utterances(example: StreamExample, events: list[StreamEvent] | None) -> list
     return [Utterance(example.id, e.frame, e.t_s, e.response) for e in events if e.speak]
 
 
+def video_bootstrap(rows: list[dict[str, float]], n_bootstrap: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Percentile 95% intervals of the pooled decision, state and matching metrics, videos resampled.
+
+    Each metric is a ratio of counts summed over videos, so a resample sums the drawn videos'
+    counts (analyze.bootstrap's weights) and recomputes it exactly.
+    """
+    from videotune.analyze.bootstrap import point_and_ci, ratio
+
+    keys = sorted(rows[0])
+    C = np.array([[row[k] for k in keys] for row in rows])
+    col = {k: C[:, i] for i, k in enumerate(keys)}
+
+    def f1(tp: str, pred: str, true: str):
+        return lambda W: ratio(2 * (W @ col[tp]), W @ col[pred] + W @ col[true])
+
+    functions = {
+        "speak_f1": f1("speak_tp", "speak_pred", "speak_true"),
+        "dst_update_f1": f1("upd_tp", "upd_pred", "upd_true"),
+        "matched_f1": f1("matched", "utt_pred", "utt_true"),
+        "dst_state_accuracy": lambda W: ratio(W @ col["node_right"], W @ col["node_frames"]),
+        "dst_state_exact": lambda W: ratio(W @ col["state_exact"], W @ col["frames"]),
+    }
+    return point_and_ci(functions, len(rows), n_bootstrap, seed)[1]
+
+
 def stream_scores(
     events: list[StreamEvent], examples: list[StreamExample], similarity: Similarity, events_path: Path,
-    late_s: float = 2.0, early_s: float = 1.0, text_models: Any = None,
+    late_s: float = 2.0, early_s: float = 1.0, text_models: Any = None, n_bootstrap: int = 0, seed: int = 0,
 ) -> tuple[Metrics, list[dict[str, Any]], list[dict[str, Any]]]:
     """(metrics.json, per-video rows, match rows) for events against their reference examples."""
     by_video = _join(events, examples, events_path)
@@ -175,14 +202,16 @@ def stream_scores(
     metrics.update(_decision_metrics(counts))
     baseline = _decision_metrics(_counts(examples, None))
     matched, n_pred, n_ref = [], 0, 0
-    per_video, match_rows = [], []
+    per_video, match_rows, video_counts_rows = [], [], []
     for example in examples:
         preds, refs = utterances(example, by_video[example.id]), utterances(example, None)
         m = match_utterances(preds, refs, similarity, late_s, early_s)
         matched += m.matched
         n_pred += len(preds)
         n_ref += len(refs)
-        video_counts = _decision_metrics(_counts([example], by_video))
+        raw = _counts([example], by_video)
+        video_counts_rows.append({**raw, "matched": len(m.matched), "utt_pred": len(preds), "utt_true": len(refs)})
+        video_counts = _decision_metrics(raw)
         mp, mr, mf = prf(len(m.matched), len(preds), len(refs))
         per_video.append({"id": example.id, "model": "", "scores": {**video_counts, "matched_precision": mp,
                                                                      "matched_recall": mr, "matched_f1": mf}})
@@ -218,7 +247,10 @@ def stream_scores(
             meta["text_metrics"] = scores.meta
         else:
             meta["absent_metrics"] = {"response_*": "no matched utterance pairs to score"}
-    return Metrics(n=len(examples), metrics=metrics, meta=meta), per_video, match_rows
+    ci95 = video_bootstrap(video_counts_rows, n_bootstrap, seed) if n_bootstrap else {}
+    if ci95:
+        meta["bootstrap"] = {"n": n_bootstrap, "seed": seed, "method": "percentile, videos resampled with replacement"}
+    return Metrics(n=len(examples), metrics=metrics, ci95=ci95, meta=meta), per_video, match_rows
 
 
 def embedding_similarity(text_models: Any) -> Similarity:
@@ -257,7 +289,8 @@ def run_stream_metrics(config: Any, console: Any) -> None:
     text_models = load_text_models(config.embedding_model, config.bertscore_layer, config.device)
     late, early = config.match_window_s
     metrics, per_video, match_rows = stream_scores(
-        events, examples, embedding_similarity(text_models), config.predictions, late, early, text_models)
+        events, examples, embedding_similarity(text_models), config.predictions, late, early, text_models,
+        n_bootstrap=config.n_bootstrap, seed=config.seed)
     model = json.loads((config.predictions.parent / "run.json").read_text()).get("config", {}).get("model", "") \
         if (config.predictions.parent / "run.json").is_file() else ""
     for row in per_video:
@@ -270,12 +303,14 @@ def run_stream_metrics(config: Any, console: Any) -> None:
     manifest.write(outputs={"metrics": "metrics.json", "per_example": PER_EXAMPLE_NAME, "matches": "matches.jsonl"})
 
     table = Table(title=f"stream metrics ({metrics.n} videos, {metrics.meta['n_frames']} frames)")
-    for column in ("metric", "model", "always silent"):
+    for column in ("metric", "model", "95% CI (videos)", "always silent"):
         table.add_column(column)
     for name, value in metrics.metrics.items():
         if name.startswith("baseline_"):
             continue
         base = metrics.metrics.get(f"baseline_always_silent/{name}")
-        table.add_row(name, f"{value:.3f}" if value is not None else "n/a", f"{base:.3f}" if base is not None else "")
+        ci = metrics.ci95.get(name)
+        table.add_row(name, f"{value:.3f}" if value is not None else "n/a", f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "",
+                      f"{base:.3f}" if base is not None else "")
     console.print(table)
     console.print(f"wrote {config.out / 'metrics.json'}")
