@@ -4,7 +4,7 @@ This is the pipeline layer, not a tool: it imports no videotune tool and only wr
 stages shell out to the vt-* commands. Subcommands:
 
     python experiments/expand.py render RQ --model M [--data DIR] [--frames N] [--size smoke|full]
-        [--train-cmd "vt-train ..."]     print the dvc.yaml to reproduce
+        [--train-cmd "vt-train ..."] [--out-root results]     prints the dvc.yaml to reproduce
     python experiments/expand.py render-all --rqs A,B --models A,B [...]   the rq_all summary pipeline
     python experiments/expand.py collect PIPELINE_DIR   (a stage: tables and normalised runs)
 
@@ -177,7 +177,6 @@ def _write_pipeline(folder: Path, stages: dict[str, Any], title: str, variables:
     wdir = os.path.relpath(ROOT, folder)
     for stage in stages.values():
         target = stage["do"] if "do" in stage else stage
-        target.setdefault("wdir", wdir)
         target.setdefault("wdir", wdir)
     body: dict[str, Any] = {}
     if variables is not None:
