@@ -218,7 +218,11 @@ def synth_assembly_command(config: SynthAssemblyCommand) -> None:
 def dst_command(config: DstPrepConfig) -> None:
     result = run_dst_prep(config)
     if result["rejects"]:
-        _write_rejects(config.out, result["rejects"], strict=False)
+        from rich.markup import escape
+
+        console.print(f"[yellow]{len(result['rejects'])} record(s) refused[/yellow], reasons in {config.out / 'rejects.jsonl'}:")
+        for reject in result["rejects"][:5]:
+            console.print(escape(f"  {reject.file} ({reject.record}): {reject.reason}"))
     table = Table(title="stream examples")
     for column in ("split", "videos", "frames", "speak", "dst update"):
         table.add_column(column)

@@ -268,7 +268,7 @@ def dst_losses(model: Any, heads: Any, inputs: dict[str, Any], config: DstTrainC
     # decisions: the hidden state at each frame's decision position
     index = inputs["decision_positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
     decision = torch.gather(hidden, 1, index)
-    speak_logit, update_logit = heads(decision)
+    speak_logit, update_logit = heads(decision.float())  # the heads stay float32 whatever the model's dtype
     mask = inputs["head_mask"]
     speak = focal_loss(speak_logit, inputs["speak_targets"], mask, config.focal_alpha, config.focal_gamma)
     update = focal_loss(update_logit, inputs["update_targets"], mask, config.focal_alpha, config.focal_gamma)
