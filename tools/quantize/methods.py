@@ -15,8 +15,10 @@ Every output directory loads through `videotune.core.models.load` like any check
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,9 +210,12 @@ def _gptq(source: Path, out_dir: Path, calibration: Sequence[str] | None, group_
     if device == "cpu":
         log.warning("gptq on the CPU: correct but slow (about 30 s for the tiny model here; hours for billions of weights)")
     config = QuantizeConfig(bits=bits, group_size=group_size or 128)
-    model = GPTQModel.load(str(source), config, device=device)
-    model.quantize(list(calibration), batch_size=1)
-    model.save(str(out_dir))
+    source, out_dir = Path(source).resolve(), Path(out_dir).resolve()
+    # GPTQModel writes per-layer logs into ./logs of the working directory: keep them out of the user's
+    with tempfile.TemporaryDirectory(prefix="gptqmodel-") as scratch, contextlib.chdir(scratch):
+        model = GPTQModel.load(str(source), config, device=device)
+        model.quantize(list(calibration), batch_size=1)
+        model.save(str(out_dir))
     # GPTQModel leaves its own log beside the weights; it is not part of the model
     (out_dir / "quant_log.csv").unlink(missing_ok=True)
     return {
