@@ -285,7 +285,7 @@ $(RQS): setup
 rq_all: setup
 	@for m in $(MODELS); do for rq in $(RQS_ALL); do \
 	  $(MAKE) --no-print-directory $$rq MODEL=$$m || exit $$?; done; done
-	$(BIN)/dvc repro $$($(EXPAND) render-all --rqs '$(RQS_ALL)' --models '$(MODELS)' $(EXPAND_ARGS))
+	$(BIN)/dvc repro $$($(EXPAND) render-all --rqs '$(RQS_ALL)' --models '$(MODELS)' --out-root $(OUT))
 	@echo "summary: $(OUT)/RESULTS_SUMMARY.md"
 
 experiments-smoke:

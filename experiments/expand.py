@@ -297,11 +297,14 @@ def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str], 
     return {"cmd": " && ".join(cmds), "deps": deps, "outs": [out]}
 
 
-def render_all(rqs: list[str], models: list[str], **kw: Any) -> Path:
-    """The rq_all summary: RESULTS_SUMMARY.md over every experiment and model (results/)."""
-    deps, root = [], kw.get("out_root", "results")
+def render_all(rqs: list[str], models: list[str], out_root: str = "results") -> Path:
+    """The rq_all summary: RESULTS_SUMMARY.md over every experiment and model (results/).
+
+    The experiments' own pipelines are left as `make <rq>` rendered them (with its data, size and
+    launcher): rendering them again here with other arguments would change their commands and rerun them.
+    """
+    deps, root = [], out_root
     for rq in rqs:
-        render(rq, models[0], **kw)  # the experiment's spec must parse; its pipelines are rendered by make
         spec = load_yaml(EXP / f"{rq}.yaml")
         if spec.get("skip_if_unset") and not os.environ.get(spec["skip_if_unset"]):
             continue
@@ -546,10 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             p.add_argument("--rqs", required=True, help="comma-separated experiments")
             p.add_argument("--models", required=True, help="comma- or space-separated models")
-        p.add_argument("--data", default="", help="a folder with samples.parquet (default: synthetic gym clips)")
-        p.add_argument("--frames", type=int, default=None)
-        p.add_argument("--size", default="full", choices=SIZES)
-        p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
+        if name == "render":
+            p.add_argument("--data", default="", help="a folder with samples.parquet (default: synthetic gym clips)")
+            p.add_argument("--frames", type=int, default=None)
+            p.add_argument("--size", default="full", choices=SIZES)
+            p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
         p.add_argument("--out-root", default="results", help="results root (a git-ignored folder)")
     for name in ("collect", "finish"):
         p = sub.add_parser(name)
@@ -565,8 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "render-all":
             models = [m for m in re.split(r"[,\s]+", args.models) if m]
             rqs = [r for r in re.split(r"[,\s]+", args.rqs) if r]
-            print(rel(render_all(rqs, models, data_dir=args.data or None, frames=args.frames, size=args.size,
-                                 train_cmd=args.train_cmd, out_root=args.out_root)))
+            print(rel(render_all(rqs, models, out_root=args.out_root)))
         elif args.command == "collect":
             collect(args.pipeline)
         elif args.command == "finish":

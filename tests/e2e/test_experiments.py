@@ -190,7 +190,11 @@ def test_judge_experiment_is_skipped_without_an_endpoint(repo, monkeypatch):
 
 
 def test_render_all(repo):
-    path = expand.render_all(["rq1_3_3", "rq3_1_2", "rq5_2_1"], ["tiny-smolvlm2", "tiny-qwen2-vl"], size="smoke")
+    before = expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke", train_cmd=".venv/bin/vt-train")
+    stamp = before.parent.joinpath("vars.yaml").read_text()
+    path = expand.render_all(["rq1_3_3", "rq3_1_2", "rq5_2_1"], ["tiny-smolvlm2", "tiny-qwen2-vl"])
+    # the experiments' pipelines stay as their targets rendered them (else their commands change and rerun)
+    assert before.parent.joinpath("vars.yaml").read_text() == stamp
     stage = load(path)["stages"]["results_summary"]
     assert stage["deps"] == ["results/rq1_3_3/tiny-smolvlm2", "results/rq1_3_3/tiny-qwen2-vl",
                              "results/rq3_1_2/tiny-smolvlm2", "results/rq3_1_2/tiny-qwen2-vl"]
@@ -233,7 +237,7 @@ def test_smoke_every_target_then_a_no_op(tmp_path):
             pipeline = _sh([python, "experiments/expand.py", "render", rq, "--size", "smoke"], root).strip()
             log += _sh(["dvc", "repro", pipeline], root)
         pipeline = _sh([python, "experiments/expand.py", "render-all", "--rqs", ",".join(rqs), "--models",
-                        "tiny-smolvlm2", "--size", "smoke"], root).strip()
+                        "tiny-smolvlm2"], root).strip()
         return log + _sh(["dvc", "repro", pipeline], root)
 
     first = run_all()
