@@ -435,6 +435,83 @@ def _decode_positions(
     return kept
 
 
+def decode_workers() -> int:
+    """Decoders one sample_frames call runs side by side: VT_DECODE_WORKERS, else the usable cores (at most 4)."""
+    value = os.environ.get("VT_DECODE_WORKERS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError as err:
+            raise InputError(f"VT_DECODE_WORKERS={value!r}: expected a whole number of decoders") from err
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _seek_runs(keyframe_positions: np.ndarray, wanted: list[int]) -> list[list[int]]:
+    """The wanted positions (ascending) cut where a keyframe lies after the previous wanted frame:
+    a run decodes from its keyframe on and needs no frame of another run."""
+    runs = [[wanted[0]]]
+    for target in wanted[1:]:
+        if _keyframe_at_or_before(keyframe_positions, target) > runs[-1][-1]:
+            runs.append([target])
+        else:
+            runs[-1].append(target)
+    return runs
+
+
+def _split_runs(keyframe_positions: np.ndarray, runs: list[list[int]], parts: int) -> list[list[int]]:
+    """Consecutive runs joined into at most `parts` chunks, the largest chunk's decoding work (frames
+    from each run's keyframe to its last wanted frame) as small as it can be."""
+    costs = [run[-1] - _keyframe_at_or_before(keyframe_positions, run[0]) + 1 for run in runs]
+
+    def pack(capacity: int) -> list[list[int]] | None:
+        chunks: list[list[int]] = [[]]
+        load = 0
+        for run, cost in zip(runs, costs):
+            if chunks[-1] and load + cost > capacity:
+                chunks.append([])
+                load = 0
+            chunks[-1].extend(run)
+            load += cost
+        return chunks if len(chunks) <= parts else None
+
+    low, high = max(costs), sum(costs)  # the smallest capacity that packs: a binary search
+    while low < high:
+        middle = (low + high) // 2
+        if pack(middle) is None:
+            low = middle + 1
+        else:
+            high = middle
+    chunks = pack(low)
+    assert chunks is not None
+    return chunks
+
+
+def _decode_runs_in_parallel(
+    path: Path, index: _FrameIndex, runs: list[list[int]], times_s: np.ndarray, width: int, height: int
+) -> dict[int, np.ndarray]:
+    """Independent runs decoded side by side, each chunk by its own single-threaded decoder.
+
+    Each run starts at a keyframe, so a chunk's frames are the ones a single pass would give, bit
+    for bit. PyAV releases the GIL while decoding: two decoders on two cores take about the time of
+    one on half the clip, where one decoder's frame threads gain only ~10% (docs/benchmarks.md).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = _split_runs(index.keyframe_positions, runs, min(decode_workers(), len(runs)))
+
+    def decode(chunk: list[int]) -> dict[int, np.ndarray]:
+        with _open_video(path) as (container, stream):
+            stream.thread_type = "NONE"  # the chunks are the parallelism: no frame threads on top
+            return _decode_positions(path, container, stream, index, chunk, times_s, width, height, seek=True)
+
+    kept: dict[int, np.ndarray] = {}
+    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="vt-decode") as pool:
+        # results in clip order: the earliest chunk's error is the one raised
+        for result in [pool.submit(decode, chunk) for chunk in chunks]:
+            kept.update(result.result())
+    return kept
+
+
 def _decode_in_order(
     path: Path, wanted: list[int], times_s: np.ndarray, width: int, height: int
 ) -> dict[int, np.ndarray]:
@@ -536,7 +613,7 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
     One demux pass reads every packet's pts and keyframe flag (no decoding) to place the frames;
     then the decoder walks forward from the keyframe before the first wanted frame, seeks past
     any keyframe that lies before the next wanted frame, and converts to RGB only the frames
-    kept. The result equals decoding every frame and picking the positions.
+    kept. Runs that start at different keyframes are decoded side by side (decode_workers()). The result equals decoding every frame and picking the positions.
     Files that hold fewer frames than their header claims raise VideoReadError when a wanted
     frame lies in the missing part; AVI, files without pts and files where seeking fails are
     decoded from the start.
@@ -550,9 +627,13 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
         wanted = sorted(set(positions.tolist()))
         width, height = _output_size(info.width, info.height, spec.size)
         if index.pts is not None:
-            stream.thread_type = "AUTO"  # frame and slice threads; set before the decoder opens
+            runs = _seek_runs(index.keyframe_positions, wanted)
             try:
-                kept = _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=True)
+                if len(runs) > 1 and decode_workers() > 1:
+                    kept = _decode_runs_in_parallel(path, index, runs, times_s, width, height)
+                else:
+                    stream.thread_type = "AUTO"  # frame and slice threads; set before the decoder opens
+                    kept = _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=True)
             except _SeekFailed:
                 log.info("%s: seeking does not work here, decoding from the start", path)
     if kept is None:

@@ -88,7 +88,9 @@ def test_probe_reads_the_stream_metadata(tmp_path):
     [SamplingSpec(n_frames=4), SamplingSpec(n_frames=16), SamplingSpec(n_frames=5, start_s=2.5, end_s=6.5)],
     ids=["n4", "n16", "window"],
 )
-def test_identical_to_decoding_every_frame(gop_clip, spec, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2, 3], ids=["1-decoder", "2-decoders", "3-decoders"])
+def test_identical_to_decoding_every_frame(gop_clip, spec, workers, monkeypatch):
+    monkeypatch.setenv("VT_DECODE_WORKERS", str(workers))
     seeks, decoded = [], []
     original = video._decoded_frames
 
@@ -110,6 +112,42 @@ def test_identical_to_decoding_every_frame(gop_clip, spec, monkeypatch):
         # positions 0, 39, 79, 119: each past the next keyframe, so three jumps after the first run
         assert len([pts for pts in seeks if pts is not None]) == 4
         assert len(decoded) < len(frames)
+
+
+def test_runs_split_at_keyframes_into_balanced_chunks():
+    keyframes = np.array([0, 60, 120, 180, 240])
+    wanted = [0, 20, 40, 60, 80, 100, 120, 140, 159, 179, 199, 219, 239, 259, 279, 299]
+    runs = video._seek_runs(keyframes, wanted)
+    # a run starts where a keyframe lies after the previous wanted frame (179 -> 199 crosses 180)
+    assert runs == [[0, 20, 40], [60, 80, 100], [120, 140, 159, 179], [199, 219, 239], [259, 279, 299]]
+    # decoding work 41 + 41 + 60 | 60 + 60 frames: the largest chunk as small as contiguity allows
+    assert video._split_runs(keyframes, runs, 2) == [wanted[:10], wanted[10:]]
+    assert len(video._split_runs(keyframes, runs, 9)) == 5  # never more chunks than runs
+    assert video._split_runs(keyframes, [[5, 9]], 2) == [[5, 9]]
+
+
+def test_decode_workers_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VT_DECODE_WORKERS", "3")
+    assert video.decode_workers() == 3
+    monkeypatch.setenv("VT_DECODE_WORKERS", "three")
+    with pytest.raises(video.InputError, match="VT_DECODE_WORKERS"):
+        video.decode_workers()
+    monkeypatch.delenv("VT_DECODE_WORKERS")
+    assert 1 <= video.decode_workers() <= 4
+
+
+def test_a_cut_file_fails_the_same_with_parallel_decoders(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "c.mp4", 120, 15, keyframe_interval_s=1.0)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    messages = []
+    for workers in ("1", "2"):
+        monkeypatch.setenv("VT_DECODE_WORKERS", workers)
+        with pytest.raises(VideoReadError) as err:
+            sample_frames(cut, SamplingSpec(n_frames=8))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
 
 
 def test_window_keeps_frames_inside_it(gop_clip):
