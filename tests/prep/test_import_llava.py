@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from import_helpers import clip, garbage, image, rejects, run_prep, write_json
+from import_helpers import clip, cut_clip, garbage, image, rejects, run_prep, write_json
 
 from videotune.core.io import InputError, read_jsonl, read_samples
 from videotune.core.schemas import Example
@@ -26,6 +26,7 @@ def llava(tmp_path_factory):
     for name in ("squat1", "ohp1", "squat2", "squat3", "qved1", "past"):
         clip(root / "videos" / f"{name}.mp4")
     garbage(root / "videos" / "garbage.mp4")
+    cut_clip(root / "videos" / "cut.mp4")
     image(root / "images" / "scan1.png")
     image(root / "images" / "scan2.png", value=30)
     clip(root.parent / "outside.mp4")
@@ -52,6 +53,10 @@ def llava(tmp_path_factory):
                 "following: knees forward from frame time 0.72s to 9.50s."),
         _record("backwards", "videos/squat1.mp4", "The subject is performing a Squat. The body part committing errors is "
                 "the following: knees forward from frame time 2.5s to 1.0s."),
+        _record("negative", "videos/squat1.mp4", "The subject is performing a Squat. The body part committing errors is "
+                "the following: knees forward from frame time -0.5s to 1.0s."),
+        _record("cut", "videos/cut.mp4", "The subject is performing a Squat. He performs it correctly, without any "
+                "subtle errors."),
         {"id": "oneturn", "video": "videos/squat1.mp4", "conversations": [{"from": "human", "value": "<video>\nhi"}]},
         {"id": "textonly", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
         _record("badsplit", "videos/squat1.mp4", "x", split="training"),
@@ -87,10 +92,12 @@ def test_bad_records_are_refused(llava):
     assert "escapes the data root" in reasons["escape"]
     assert "past the clip's end" in reasons["past"]
     assert "before it starts" in reasons["backwards"]
+    assert "negative time in [-0.5, 1.0] s" in reasons["negative"]  # refused, not read as an untimed error
+    assert "truncated" in reasons["cut"] or "cut short" in reasons["cut"], reasons["cut"]
     assert "malformed conversations" in reasons["oneturn"]
     assert "no video or image" in reasons["textonly"]
     assert "unknown split 'training'" in reasons["badsplit"]
-    assert len(result.rejects) == 9 and len(result.samples) == 7
+    assert len(result.rejects) == 11 and len(result.samples) == 7
 
 
 def test_forced_aqa_refuses_answers_it_cannot_read(llava):
@@ -121,7 +128,13 @@ def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     imported = tmp_path / "imported"
     result = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", imported)
     assert result.exit_code == 0, result.output
-    assert len(read_samples(imported / "samples.parquet")) == 7 and len(rejects(imported)) == 9
+    assert len(read_samples(imported / "samples.parquet")) == 7 and len(rejects(imported)) == 11
+    # the summary: counts, the table of samples per split and label, and each refused record with its reason
+    assert "import llava: 7 samples, 11 refused" in result.output
+    assert "negative time" in " ".join(result.output.split())
+    strict = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", tmp_path / "strict",
+                      "--strict")
+    assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 11
     run = json.loads((imported / "run.json").read_text())
     assert run["inputs"][str(llava / "train.json")]["sha256"]
     built = tmp_path / "built"

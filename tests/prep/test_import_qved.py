@@ -113,6 +113,9 @@ def test_cli(qved, tmp_path):
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 12 and all(s.split for s in samples)
     assert len(rejects(out)) == 8
+    strict = run_prep("import", "qved", "--root", qved, "--out", tmp_path / "strict", "--exercises",
+                      "squats,step-ups,jumping_jacks", "--seed", "1", "--strict")
+    assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 8
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 1 and str(qved / "ground_truth.json") in run["inputs"]
     assert str(qved / "manifest.json") in run["inputs"] and run["inputs"]["media"]["n_files"] == 12

@@ -243,10 +243,8 @@ def degrade_command(config: DegradeConfig) -> None:
             jobs += [ClipJob(s, config.root() / s.media) for s in passed]
             lineage = Lineage.of(config.samples, "degrade", {"kind": kind, "level": level, "splits": list(config.splits),
                                                              "occlusion_fill": config.occlusion_fill}, config.seed)
-            result: DerivedResult = write_video_set(config.out / name, jobs, lineage, "degrade", config.model_dump(mode="json"))
-            if refused:
-                result.rejects = refused + result.rejects
-                write_jsonl(config.out / name / "rejects.jsonl", result.rejects)
+            result: DerivedResult = write_video_set(config.out / name, jobs, lineage, "degrade", config.model_dump(mode="json"),
+                                                    refused=refused)
             summary[name] = (len(result.samples), len(result.rejects))
             rejects += result.rejects
     manifest.write(outputs={name: f"{name}/samples.parquet" for name in summary},

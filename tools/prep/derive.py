@@ -181,8 +181,11 @@ def write_video_set(
     command: str,
     config: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    refused: list[Any] | None = None,
 ) -> DerivedResult:
-    """Write one derived set: its clips, samples.parquet, rejects.jsonl (if any) and run.json with the lineage."""
+    """Write one derived set: its clips, samples.parquet, rejects.jsonl (if any) and run.json with the lineage.
+
+    `refused`: records turned away before any clip was written (they come first in rejects.jsonl and count in run.json)."""
     from videotune.core.io import write_jsonl, write_samples
     from videotune.core.manifest import RunManifest
     from videotune.core.progress import Progress
@@ -191,6 +194,7 @@ def write_video_set(
     manifest.add_input(lineage.parent, name="parent")
     with Progress(f"{command} {out_root.name}", len(jobs)) as progress:
         result = run_jobs(jobs, out_root, progress.advance)
+    result.rejects = list(refused or []) + result.rejects
     write_samples(out_root / "samples.parquet", result.samples)
     if result.rejects:
         write_jsonl(out_root / "rejects.jsonl", result.rejects)

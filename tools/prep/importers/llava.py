@@ -50,7 +50,7 @@ TIME_INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 EXERCISE_SENTENCE = re.compile(r"^\s*The subject is performing (?:a|an) (?P<name>[^.]+?)\s*\.", re.IGNORECASE)
-NUMBER = r"(\d+(?:\.\d+)?)"
+NUMBER = r"(-?\d+(?:\.\d+)?)"  # a sign is read so that a negative time is refused, not dropped
 
 
 @dataclass
