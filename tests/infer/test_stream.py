@@ -11,7 +11,7 @@ import torch
 from videotune.core import models
 from videotune.core import stream as fmt
 from videotune.core.schemas import DstNode, StreamExample, StreamFrame
-from videotune.infer.stream import Streamer
+from videotune.infer.stream import Segment, Streamer, StreamState
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -87,6 +87,21 @@ def test_cache_limit_drops_the_middle(tiny):
     assert first.cache_tokens == system + 3 * frame
     assert rebuilt[0] == 4 and len(rebuilt) >= 2
     _same(static, _run(tiny, "none", n_frames=12, user=False, **kwargs))
+
+
+def test_a_rebuild_opens_with_the_state_before_the_first_kept_frame():
+    streamer = Streamer.__new__(Streamer)  # the `none` cache: _rebuild only lays out tokens, no model call
+    streamer.kind, streamer.keep_recent_tokens = "none", 5
+    streamer._new_cache = lambda: None
+    states = [{"S1": "not_started"}, {"S1": "in_progress"}, {"S1": "in_progress"}, {"S1": "completed"}]
+    s = StreamState(state={"S1": "completed"},
+                    segments=[Segment(ids=[10 + k] * 2, pixels=torch.zeros(1, 3, 2, 2), state_before=state)
+                              for k, state in enumerate(states)])
+    seen = []
+    streamer._rebuild(s, lambda state: seen.append(state) or [1, 2])
+    # budget 5 tokens keeps the last two frames; the prompt carries the state before frame 2, not the current one
+    assert seen == [{"S1": "in_progress"}]
+    assert s.ids == [1, 2, 12, 12, 13, 13] and len(s.segments) == 2 and s.pos == 6
 
 
 def test_cli_streams_and_resumes(tiny, tmp_path):

@@ -16,9 +16,9 @@ Caches (`--cache`):
 
 Cache limit policy: before a frame is appended, room is checked for the frame, the user's
 words and two generations of `--max-new-tokens`. When there is none, the cache is rebuilt:
-the system prompt, re-rendered with the current DST state, followed by the most recent whole
-frames (each with what was said and updated at it) that fit in `--keep-recent-tokens`; the
-middle is dropped. The rebuild re-encodes those tokens once (that frame is slower, and its
+the system prompt, re-rendered with the DST state before the first frame kept, followed by the
+most recent whole frames (each with what was said and updated at it) that fit in
+`--keep-recent-tokens`; the middle is dropped. The rebuild re-encodes those tokens once (that frame is slower, and its
 event says `cache_rebuilt`); the positions restart, so the model sees what it saw in training,
 where a window starting mid-video opens with the state at its start.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +82,7 @@ class Segment:
 
     ids: list[int]
     pixels: Any  # [1, 3, S, S]
+    state_before: dict[str, str]  # the tracked state before this frame's update: a rebuild opens with it
 
 
 @dataclass
@@ -148,8 +150,11 @@ class Streamer:
         s.pos += len(ids)
         return out.last_hidden_state[0, -1]
 
-    def _rebuild(self, s: StreamState, system_ids: list[int]) -> None:
-        """Drop the middle: the system prompt (current state) and the most recent whole frames that fit."""
+    def _rebuild(self, s: StreamState, system_ids: Callable[[dict[str, str]], list[int]]) -> None:
+        """Drop the middle: the system prompt and the most recent whole frames that fit.
+
+        The system prompt carries the state before the first kept frame, as a training window that
+        starts mid-video does; the kept frames' own updates follow in their segments."""
         import torch
 
         kept: list[Segment] = []
@@ -163,10 +168,11 @@ class Streamer:
         s.cache = self._new_cache()
         s.pos = 0
         s.ids, s.pixels = [], []
-        ids = system_ids + [t for seg in kept for t in seg.ids]
+        system = system_ids(kept[0].state_before if kept else s.state)
+        ids = system + [t for seg in kept for t in seg.ids]
         pixels = torch.cat([seg.pixels for seg in kept]) if kept else None
         if self.kind == "none":
-            s.ids, s.pixels = list(system_ids), []
+            s.ids, s.pixels = list(system), []
             for seg in kept:
                 s.ids.extend(seg.ids)
                 s.pixels.append(seg.pixels)
@@ -201,8 +207,8 @@ class Streamer:
         s = StreamState(state={n: "not_started" for n in node_ids})
         reserve = 2 * (len(self.lay.dst_prefix) + len(self.lay.response_prefix) + self.max_new_tokens + 2)
 
-        def system_ids() -> list[int]:
-            return fmt.encode(self.tokenizer, fmt.system_text(example.system, example.goal, nodes, s.state))
+        def system_ids(state: dict[str, str]) -> list[int]:
+            return fmt.encode(self.tokenizer, fmt.system_text(example.system, example.goal, nodes, state))
 
         events = []
         with torch.no_grad():
@@ -213,9 +219,9 @@ class Streamer:
                     chunk += fmt.user_ids(self.tokenizer, frame.user, self.lay)
                 rebuilt = False
                 if index == 0:
-                    self._rebuild(s, system_ids())
+                    self._rebuild(s, system_ids)
                 elif s.pos + len(chunk) + reserve > self.max_cache_tokens:
-                    self._rebuild(s, system_ids())
+                    self._rebuild(s, system_ids)
                     rebuilt = True
                 if s.pos + len(chunk) + reserve > self.max_cache_tokens:
                     raise InputError(f"--max-cache-tokens {self.max_cache_tokens} cannot hold the system prompt, one "
@@ -224,7 +230,7 @@ class Streamer:
                 speak_logit, update_logit = self.heads(hidden[None].float())
                 p_speak, p_update = float(torch.sigmoid(speak_logit)), float(torch.sigmoid(update_logit))
                 frame_s = time.perf_counter() - started
-                segment = Segment(ids=chunk, pixels=pixels[index:index + 1])
+                segment = Segment(ids=chunk, pixels=pixels[index:index + 1], state_before=dict(s.state))
                 dst_text, response, valid, new_tokens = "", "", True, 0
                 if p_update > self.dst_threshold:
                     dst_text, appended = self._greedy(s, list(self.lay.dst_prefix))
