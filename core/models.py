@@ -51,6 +51,8 @@ class Family:
     # inside the vision tower) belongs to the most specific path.
     vision_module: str = "model.vision_model"
     projector_module: str = "model.connector"
+    # further projector modules (Qwen3-VL's DeepStack mergers feed vision features to early decoder layers)
+    extra_projector_modules: tuple[str, ...] = ()
     decoder_layers: str = "model.text_model.layers"  # the language model's decoder blocks (a ModuleList)
     # How the answer joins the generation prompt: SmolVLM's "Assistant:" takes " " + answer; the
     # ChatML prompts (Qwen, LLaVA-OneVision, VideoLLaMA3) end in "assistant\n" and the answer follows.
@@ -115,6 +117,7 @@ FAMILIES: dict[str, Family] = {
         hub_ids={"qwen3-vl-2b": "Qwen/Qwen3-VL-2B-Instruct", "qwen3-vl-4b": "Qwen/Qwen3-VL-4B-Instruct",
                  "qwen3-vl-8b": "Qwen/Qwen3-VL-8B-Instruct"},
         vision_module="model.visual", projector_module="model.visual.merger",
+        extra_projector_modules=("model.visual.deepstack_merger_list",),
         decoder_layers="model.language_model.layers", answer_prefix="",
         processor_classes=("Qwen3VLProcessor",), frame_geometry="qwen-per-clip", min_frames=2,
         timestamps="'<t seconds>' text before each temporal patch (mean time of its 2 frames, exact indices)",

@@ -75,9 +75,16 @@ def test_tiny_loads_by_path_like_a_checkpoint(tiny_dir):
     # the end of the assistant turn is one token, and generation stops at it
     assert tok.convert_tokens_to_ids(ref.family.end_of_turn) == tok.eos_token_id == model.generation_config.eos_token_id
     # the family's module paths exist on the loaded model (freezing, parameter reports, LoRA)
-    for path in (ref.family.vision_module, ref.family.projector_module, ref.family.decoder_layers):
+    for path in (ref.family.vision_module, ref.family.projector_module, *ref.family.extra_projector_modules,
+                 ref.family.decoder_layers):
         model.get_submodule(path)
     assert len(model.get_submodule(ref.family.decoder_layers)) == SPEC.text_layers
+    # every projector parameter counts as projector (Qwen3-VL's DeepStack mergers too), never as vision
+    from videotune.train.modes import find_parts
+
+    parts = find_parts(model, ref.family)
+    merger_like = [n for n, _ in model.named_parameters() if "merger" in n or "projector" in n or "connector" in n]
+    assert merger_like and {parts.group(n) for n in merger_like} == {"projector"}
 
 
 @pytest.mark.parametrize("n_frames", [3, 1])

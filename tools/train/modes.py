@@ -58,14 +58,14 @@ class Parts:
     """Parameter-name prefixes of a model's parts (as named by model.named_parameters())."""
 
     vision: str
-    projector: str
+    projectors: tuple[str, ...]
     decoder_layers: str
     n_layers: int
 
     def group(self, name: str) -> str:
         """Which part a parameter belongs to (the most specific prefix wins)."""
         name = _strip_peft(name)
-        if name.startswith(self.projector + "."):
+        if any(name.startswith(prefix + ".") for prefix in self.projectors):
             return "projector"
         if name.startswith(self.vision + "."):
             return "vision"
@@ -94,7 +94,7 @@ def _base(model: Any) -> Any:
 def find_parts(model: Any, family: models.Family) -> Parts:
     """Resolve the family's attribute paths on `model`; a path that does not resolve is an error naming it."""
     base = _base(model)
-    for path in (family.vision_module, family.projector_module, family.decoder_layers):
+    for path in (family.vision_module, family.projector_module, *family.extra_projector_modules, family.decoder_layers):
         try:
             base.get_submodule(path)
         except AttributeError as err:
@@ -103,7 +103,8 @@ def find_parts(model: Any, family: models.Family) -> Parts:
                 "(set vision_module/projector_module/decoder_layers in core.models.FAMILIES)"
             ) from err
     layers = base.get_submodule(family.decoder_layers)
-    return Parts(family.vision_module, family.projector_module, family.decoder_layers, len(layers))
+    return Parts(family.vision_module, (family.projector_module, *family.extra_projector_modules), family.decoder_layers,
+                 len(layers))
 
 
 def apply_mode(model: Any, family: models.Family, options: ModeOptions) -> Any:

@@ -121,25 +121,27 @@ def last_complete_checkpoint(checkpoints: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _prepare_checkpoints(config: SftConfig) -> Path | None:
+def _prepare_checkpoints(config: SftConfig, delete: bool = True) -> Path | None:
     """The checkpoint to resume from (--resume), after removing what cannot be resumed from.
 
     Without --resume, checkpoints of an earlier run in the same folder are removed: the new run
     replaces that run's outputs, and a later --resume must not pick up the old run's steps.
+    `delete` False (every process but the main one): the same answer, nothing removed.
     """
     folder = config.out / "checkpoints"
     if not folder.is_dir():
         return None
     if not config.resume:
-        if any(folder.glob("checkpoint-*")):
-            log.warning("removing checkpoints of an earlier run in %s (pass --resume to continue it)", folder)
-        shutil.rmtree(folder)
+        if delete:
+            if any(folder.glob("checkpoint-*")):
+                log.warning("removing checkpoints of an earlier run in %s (pass --resume to continue it)", folder)
+            shutil.rmtree(folder)
         return None
     last = last_complete_checkpoint(folder)
     last_step = int(last.name.removeprefix("checkpoint-")) if last else -1
     for torn in folder.glob("checkpoint-*"):
         suffix = torn.name.removeprefix("checkpoint-")
-        if suffix.isdigit() and int(suffix) > last_step:
+        if delete and suffix.isdigit() and int(suffix) > last_step:
             log.warning("removing incomplete checkpoint %s", torn)
             shutil.rmtree(torn)
     if last is None:
@@ -246,6 +248,7 @@ def run_sft(config: SftConfig) -> dict:
         if config.gradient_checkpointing:  # measure the memory the run will use
             model.gradient_checkpointing_enable()
         batch_size, auto_record = auto_batch_size(model, collator, train_items, config.auto_batch_size)
+        batch_size = _smallest_over_processes(batch_size)  # every rank must take the same steps, or DDP hangs
         collator.seconds = 0.0
         if batch_size == 0:
             raise RuntimeError(f"--auto-batch-size {config.auto_batch_size}: even one example exceeds the budget")
@@ -264,36 +267,77 @@ def run_sft(config: SftConfig) -> dict:
         projector_lr=config.projector_lr,
     )
     trainer.add_callback(EpochRecords(trainer, collator))
-    checkpoint = _prepare_checkpoints(config)
+    accelerator = trainer.accelerator
+    # Under accelerate/torchrun every process runs this function on the same folder: one process
+    # deletes and writes, the others wait for it.
+    checkpoint = _prepare_checkpoints(config, delete=accelerator.is_main_process)
+    accelerator.wait_for_everyone()
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_s = time.monotonic() - started
 
     # ---- save
     model_dir = config.out / "model"
-    final = trainer.model
-    if config.mode in ("lora", "qlora"):
-        with replace_dir(config.out / "adapter") as adapter_tmp:
-            trainer.model.save_pretrained(adapter_tmp)
-    if config.mode == "lora":
-        final = trainer.model.merge_and_unload()  # downstream tools load one plain model directory
-    if config.mode != "qlora":  # a 4-bit base is not merged: the adapter is the output, on the base's path
-        with replace_dir(model_dir) as model_tmp:
-            final.save_pretrained(model_tmp)
-            processor.save_pretrained(model_tmp)
-            atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
+    # ZeRO-3 and FSDP shard the weights over the processes: gather them (a collective, every rank
+    # takes part) before the main process writes a plain checkpoint.
+    sharded = trainer.is_fsdp_enabled or (
+        trainer.is_deepspeed_enabled and accelerator.state.deepspeed_plugin.zero_stage == 3)
+    state_dict = accelerator.get_state_dict(trainer.model) if sharded else None
+    if accelerator.is_main_process:
+        _save_outputs(config, ref, trainer, processor, model_dir, state_dict)
+    accelerator.wait_for_everyone()
     history = _history(trainer.state.log_history)
-    write_json(config.out / "loss_history.json", history)
     summary = _summary(config, params, history, trainer, result, train_s, decode_s, model_dir)
     summary.update(n_train=len(train_items), n_val=len(val_items), batch_size=batch_size, imbalance=imbalance,
                    resumed_from=str(checkpoint) if checkpoint else None, auto_batch_size=auto_record)
-    outputs = {"history": "loss_history.json"}
-    outputs.update({"model": "model/"} if config.mode != "qlora" else {})
-    outputs.update({"adapter": "adapter/"} if config.mode in ("lora", "qlora") else {})
-    manifest.write(outputs=outputs, summary=summary)
+    if accelerator.is_main_process:
+        write_json(config.out / "loss_history.json", history)
+        outputs = {"history": "loss_history.json"}
+        outputs.update({"model": "model/"} if config.mode != "qlora" else {})
+        outputs.update({"adapter": "adapter/"} if config.mode in ("lora", "qlora") else {})
+        manifest.write(outputs=outputs, summary=summary)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return summary
+
+
+def _smallest_over_processes(value: int) -> int:
+    """The smallest `value` over the processes of a distributed launch (itself when there is one)."""
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState()  # joins the launch's process group (a no-op in a single process)
+    if state.num_processes == 1:
+        return value
+    tensor = torch.tensor([value], device=state.device)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MIN)
+    return int(tensor.item())
+
+
+def _save_outputs(config: SftConfig, ref: Any, trainer: Any, processor: Any, model_dir: Path,
+                  state_dict: dict | None) -> None:
+    """adapter/ (LoRA, QLoRA) and model/ (a plain checkpoint: LoRA merged), each replaced atomically.
+
+    `state_dict`: the gathered weights of a sharded run (ZeRO-3, FSDP), whose own parameters are
+    placeholders; a LoRA adapter is then merged into a freshly loaded base on this process."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if config.mode in ("lora", "qlora"):
+        with replace_dir(config.out / "adapter") as adapter_tmp:
+            model.save_pretrained(adapter_tmp, state_dict=state_dict)
+    if config.mode == "qlora":  # a 4-bit base is not merged: the adapter is the output, on the base's path
+        return
+    if config.mode == "lora":  # downstream tools load one plain model directory
+        if state_dict is None:
+            model, state_dict = model.merge_and_unload(), None
+        else:
+            from peft import PeftModel
+
+            base, _ = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
+            model, state_dict = PeftModel.from_pretrained(base, config.out / "adapter").merge_and_unload(), None
+    with replace_dir(model_dir) as model_tmp:
+        model.save_pretrained(model_tmp, state_dict=state_dict)
+        processor.save_pretrained(model_tmp)
+        atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
 
 
 def _summary(config: SftConfig, params: dict, history: dict, trainer: Any, result: Any, train_s: float,
