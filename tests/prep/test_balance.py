@@ -160,8 +160,10 @@ def test_balance_weights_only_and_splits_pass_through(gym_raw, tmp_path):
     weights = json.loads((tmp_path / "w" / "class_weights.json").read_text())
     assert set(weights["examples"]) == {"gym-00000", "gym-00001", "gym-00002", "gym-00003"}  # the test clip is not weighted
     assert not (tmp_path / "w" / "videos").exists()
-    vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "undersample", "--out", tmp_path / "u",
-            "--splits", "train")
+    for copy in ("u", "u2"):
+        vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "undersample", "--out", tmp_path / copy,
+                "--splits", "train")
+    assert tree_digest(tmp_path / "u") == tree_digest(tmp_path / "u2")
     kept = read_samples(tmp_path / "u" / "samples.parquet")
     assert Counter(s.split for s in kept) == {"train": 2, "test": 1}
 
@@ -171,7 +173,9 @@ def test_dynamic_step_and_oversample_commands_fill_the_small_group(gym_raw, tmp_
         return with_errors(sample, "squat", [] if i < 3 else ["knees_forward"])
 
     parent = samples_file(gym_raw, tmp_path / "parent", n=4, update=relabel)  # 3 none, 1 knees_forward
-    vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "dynamic-step", "--out", tmp_path / "d")
+    for copy in ("d", "d2"):  # twice: the same bytes (augmentations drawn from the seed)
+        vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "dynamic-step", "--out", tmp_path / copy)
+    assert tree_digest(tmp_path / "d") == tree_digest(tmp_path / "d2")
     filled = read_samples(tmp_path / "d" / "samples.parquet")
     assert Counter(sample_group(s) for s in filled) == {"squat|none": 3, "squat|knees_forward": 3}
     copies = [s for s in filled if "~" in s.id]
@@ -179,7 +183,9 @@ def test_dynamic_step_and_oversample_commands_fill_the_small_group(gym_raw, tmp_
     assert all(s.group == filled[3].group and (tmp_path / "d" / s.media).is_file() for s in copies)
     assert json.loads(copies[1].meta)["derived"]["parent_id"] == "gym-00003"
 
-    vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "oversample", "--out", tmp_path / "o")
+    for copy in ("o", "o2"):
+        vt_prep("balance", "--samples", parent, "--data-root", gym_raw, "--strategy", "oversample", "--out", tmp_path / copy)
+    assert tree_digest(tmp_path / "o") == tree_digest(tmp_path / "o2")
     duplicated = read_samples(tmp_path / "o" / "samples.parquet")
     dups = [s for s in duplicated if "~dup" in s.id]
     assert [s.id for s in dups] == ["gym-00003~dup1", "gym-00003~dup2"]

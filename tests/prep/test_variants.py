@@ -93,8 +93,11 @@ def test_resize_modes():
 
 def test_frames_command_writes_each_variant(gym_raw, gym_examples, tmp_path):
     out = tmp_path / "frames"
-    result = vt_prep("frames", "--examples", gym_examples, "--data-root", gym_raw, "--out", out,
-                     "--counts", "2,16", "--fps-ratios", "1,0.5", "--fps-count", "4")
+    args = ["frames", "--examples", gym_examples, "--data-root", gym_raw, "--counts", "2,16", "--fps-ratios", "1,0.5",
+            "--fps-count", "4"]
+    result = vt_prep(*args, "--out", out)
+    vt_prep(*args, "--out", tmp_path / "again")
+    assert tree_digest(out) == tree_digest(tmp_path / "again")  # the same bytes twice
     originals = read_jsonl(gym_examples, Example)
     for name, n in [("frames2", 2), ("frames16", 16), ("fps1_frames4", 4), ("fps0.5_frames4", 4)]:
         varied = read_jsonl(out / name / "examples" / gym_examples.name, Example)
