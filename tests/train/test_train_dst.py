@@ -12,7 +12,16 @@ from videotune.core import models
 from videotune.core import stream as fmt
 from videotune.core.io import read_jsonl
 from videotune.core.schemas import StreamExample
-from videotune.train.dst import IGNORE, best_threshold, build_window, corpus_texts, focal_loss, windows
+from videotune.train.dst import (
+    IGNORE,
+    StreamCollator,
+    best_threshold,
+    build_window,
+    corpus_texts,
+    focal_loss,
+    load_videos,
+    windows,
+)
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -79,6 +88,30 @@ def test_window_layout(stream_data):
     assert dst_tokens == expected_dst and resp_tokens == expected_resp
     assert not any(a != IGNORE and b != IGNORE for a, b in zip(item["dst_labels"], item["resp_labels"]))
     assert ids.count(lay.image_token) == processor.image_seq_len * (len(example.frames) - start)
+
+
+def test_negative_subsampling_drops_only_negative_frames(stream_data):
+    from transformers import AutoProcessor
+
+    from videotune.core.video import FrameCache
+
+    processor = AutoProcessor.from_pretrained(stream_data / "tiny")
+    videos = load_videos(stream_data / "stream" / "train.jsonl", stream_data / "raw", 32,
+                         FrameCache(stream_data / "cache"))
+    spans = windows(videos, 1000)
+    rows = [{"index": i} for i in range(len(spans))]
+    full = StreamCollator(videos, spans, processor, negative_keep=1.0, seed=0)(rows)
+    half = StreamCollator(videos, spans, processor, negative_keep=0.3, seed=0)(rows)
+    frames = full["head_mask"].bool()  # every real frame (padding excluded)
+    positive = (full["speak_targets"] + full["update_targets"]).bool() & frames
+    negative = frames & ~positive
+    kept = half["head_mask"].bool()
+    assert torch.equal(kept & positive, positive)  # every positive frame stays
+    assert not (kept & ~frames).any()  # padding never enters
+    share = (kept & negative).sum().item() / negative.sum().item()
+    assert 0.15 < share < 0.45  # about 30% of the negatives kept (drawn from the seed)
+    again = StreamCollator(videos, spans, processor, negative_keep=0.3, seed=0)(rows)
+    assert torch.equal(again["head_mask"], half["head_mask"])
 
 
 def test_windows_and_thresholds():
