@@ -613,7 +613,8 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
     One demux pass reads every packet's pts and keyframe flag (no decoding) to place the frames;
     then the decoder walks forward from the keyframe before the first wanted frame, seeks past
     any keyframe that lies before the next wanted frame, and converts to RGB only the frames
-    kept. Runs that start at different keyframes are decoded side by side (decode_workers()). The result equals decoding every frame and picking the positions.
+    kept. Runs that start at different keyframes are decoded side by side (decode_workers()).
+    The result equals decoding every frame and picking the positions.
     Files that hold fewer frames than their header claims raise VideoReadError when a wanted
     frame lies in the missing part; AVI, files without pts and files where seeking fails are
     decoded from the start.
