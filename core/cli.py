@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from videotune.core.io import InputError
 
@@ -102,12 +103,14 @@ def add_command(
             config = config_cls(**values)
         except ValidationError as err:
             for e in err.errors():
-                err_console.print(f"[red]error:[/red] --{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}")
+                flag = "--" + ".".join(map(str, e["loc"])).replace("_", "-")
+                err_console.print(f"[red]error:[/red] {escape(flag)}: {escape(e['msg'])}", soft_wrap=True)
             raise typer.Exit(2) from None
         try:
             run(config)
         except InputError as err:
-            err_console.print(f"[red]error:[/red] {err}")
+            # one line, as written (paths and record ids stay whole: no wrapping, no markup)
+            err_console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
@@ -116,7 +119,7 @@ def add_command(
             raise
         except Exception as err:  # the work failed: say what, keep the traceback for the log
             log.exception("failed")
-            err_console.print(f"[red]failed:[/red] {type(err).__name__}: {err}")
+            err_console.print(f"[red]failed:[/red] {type(err).__name__}: {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

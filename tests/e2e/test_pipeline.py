@@ -89,3 +89,10 @@ def test_bad_flag_is_a_usage_error(tmp_path):
     result = vt("vt-prep", "split", "--examples", tmp_path / "missing.jsonl", "--out", tmp_path, expect=2)
     assert "missing.jsonl: file not found" in result.stderr.replace("\n", "")
     vt("vt-train", "sft", "--model", "x", "--train", "x", "--data-root", ".", "--out", tmp_path, "--lr", "-1", expect=2)
+
+
+def test_an_error_is_one_line_whatever_its_length(tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "[not markup]"
+    result = vt("vt-prep", "split", "--examples", deep / "missing.jsonl", "--out", tmp_path, expect=2)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {deep / 'missing.jsonl'}: file not found"]
