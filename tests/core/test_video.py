@@ -246,7 +246,7 @@ def test_cache_hit_is_identical_and_never_decodes(gop_clip, tmp_path, monkeypatc
     assert np.array_equal(first.frames, second.frames)
     assert (first.timestamps_s, first.duration_s, first.fps) == (second.timestamps_s, second.duration_s, second.fps)
     assert len(hashes) == 1  # the second lookup found the hash in memory
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
 
 
 def test_cache_keys_on_the_spec(gop_clip, tmp_path):
@@ -255,7 +255,7 @@ def test_cache_keys_on_the_spec(gop_clip, tmp_path):
     three = cache.get_or_sample(gop_clip, SamplingSpec(n_frames=3))
     assert len(four.frames) == 4 and len(three.frames) == 3
     assert cache.entry_path(gop_clip, SamplingSpec(n_frames=4)) != cache.entry_path(gop_clip, SamplingSpec(n_frames=3))
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2
 
 
 def test_corrupt_cache_entry_is_sampled_again_and_rewritten(gop_clip, tmp_path):
@@ -268,8 +268,14 @@ def test_corrupt_cache_entry_is_sampled_again_and_rewritten(gop_clip, tmp_path):
     recovered = cache.get_or_sample(gop_clip, spec)
 
     assert np.array_equal(recovered.frames, expected.frames)
-    with np.load(entry) as stored:  # rewritten whole
-        assert np.array_equal(stored["frames"], expected.frames)
+    assert np.array_equal(np.load(entry), expected.frames)  # rewritten whole
+
+    # frames that disagree with their metadata, or metadata gone, are no hit either
+    np.save(entry, expected.frames[:3])
+    assert np.array_equal(cache.get_or_sample(gop_clip, spec).frames, expected.frames)
+    entry.with_suffix(".json").unlink()
+    assert np.array_equal(cache.get_or_sample(gop_clip, spec).frames, expected.frames)
+    assert entry.with_suffix(".json").is_file()
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):

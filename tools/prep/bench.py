@@ -7,7 +7,8 @@ Side by side, in one process and on one clip:
 - the frame cache: the first read (sample + store), a second read as a new process makes it (the
   file's content hash recomputed) and one in the same process (hash remembered, a later epoch).
 Targets: vt at least as fast as (b), at least 2x faster than (a); a cached read at least 20x
-faster than the first. Each figure is the median of --repeats runs after one warm-up run.
+faster than the first. Each figure is the median of --repeats rounds after one warm-up round; a round
+runs every reader once, in an order rotated from round to round.
 
     python -m videotune.prep.bench --out results/bench/prep
 """
@@ -88,34 +89,45 @@ def ffmpeg_null(path: Path, ffmpeg: str) -> None:
     subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"], check=True)
 
 
-def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000, "runs": repeats}
+def _stats(times: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000, "runs": len(times)}
 
 
-def cache_reads(path: Path, spec: SamplingSpec, repeats: int) -> dict[str, dict[str, float]]:
-    """The frame cache's reads: the first into an empty cache folder, then a hit as a new process makes it
-    (the file hashed again) and a hit in the same process (the hash remembered, as in a later epoch)."""
+def cache_reads(path: Path, spec: SamplingSpec) -> dict[str, float]:
+    """One round of the frame cache's reads (s): the first into an empty cache folder, then a hit as a new
+    process makes it (the file hashed again) and a hit in the same process (the hash remembered, as in a
+    later epoch)."""
     import videotune.core.video as video
 
-    runs: dict[str, list[float]] = {"cache_first_read": [], "cache_second_read": [], "cache_second_read_same_process": []}
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory(prefix="vt-bench-cache-") as root:
-            cache = FrameCache(root)
-            for name in runs:
-                if name != "cache_second_read_same_process":
-                    video._HASH_MEMO.clear()  # a new process: the file is hashed again
-                start = time.perf_counter()
-                cache.get_or_sample(path, spec)
-                runs[name].append(time.perf_counter() - start)
-    return {name: {"median_ms": statistics.median(t) * 1000, "min_ms": min(t) * 1000, "runs": repeats}
-            for name, t in runs.items()}
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="vt-bench-cache-") as root:
+        cache = FrameCache(root)
+        for name in ("cache_first_read", "cache_second_read", "cache_second_read_same_process"):
+            if name != "cache_second_read_same_process":
+                video._HASH_MEMO.clear()  # a new process: the file is hashed again
+            start = time.perf_counter()
+            cache.get_or_sample(path, spec)
+            times[name] = time.perf_counter() - start
+    return times
+
+
+def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:
+    """Every contender once per round, the order rotated each round: a machine that slows down or speeds
+    up during the run moves every contender alike, so the ratios stay fair. A contender returns None
+    (timed as a whole) or a dict of named times in s (timed inside, e.g. the cache's reads)."""
+    names = list(contenders)
+    runs: dict[str, list[float]] = {}
+    for round_index in range(warmup + repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            inner = contenders[name]()
+            elapsed = time.perf_counter() - start
+            if round_index < warmup:
+                continue
+            for key, value in (inner.items() if isinstance(inner, dict) else [(name, elapsed)]):
+                runs.setdefault(key, []).append(value)
+    return {name: _stats(times) for name, times in runs.items()}
 
 
 def run_bench(clip: Path, n_frames: int, repeats: int, ffmpeg: str | None) -> dict[str, Any]:
@@ -127,12 +139,14 @@ def run_bench(clip: Path, n_frames: int, repeats: int, ffmpeg: str | None) -> di
         "n_frames": n_frames,
         "timings": {},
     }
-    timings = results["timings"]
-    timings["vt_sample_frames"] = timed(lambda: sample_frames(clip, spec), repeats)
-    timings["opencv_every_frame"] = timed(lambda: opencv_every_frame(clip, n_frames), repeats)
+    contenders: dict[str, Callable[[], Any]] = {
+        "vt_sample_frames": lambda: sample_frames(clip, spec),
+        "opencv_every_frame": lambda: opencv_every_frame(clip, n_frames),
+    }
     if ffmpeg:
-        timings["ffmpeg_decode_null"] = timed(lambda: ffmpeg_null(clip, ffmpeg), repeats)
-    timings.update(cache_reads(clip, spec, repeats))
+        contenders["ffmpeg_decode_null"] = lambda: ffmpeg_null(clip, ffmpeg)
+    contenders["cache"] = lambda: cache_reads(clip, spec)
+    results["timings"] = timings = interleaved(contenders, repeats)
 
     # the same frames: vt and OpenCV pick the same positions; only the YUV->RGB conversion differs
     ours, theirs = sample_frames(clip, spec).frames, opencv_every_frame(clip, n_frames)
@@ -202,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640, help="synthetic clip width, px")
     parser.add_argument("--height", type=int, default=480, help="synthetic clip height, px")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled uniformly")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per reader (median reported)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (each runs every reader once; medians reported)")
     args = parser.parse_args(argv)
 
     ffmpeg = shutil.which("ffmpeg")
