@@ -170,7 +170,7 @@ bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 
 bench-train: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.train.bench --examples $(BENCH_SPLIT)/train.jsonl --data-root $(BENCH_DIR)/data/raw \
-	  --tiny-model $(BENCH_TINY) --reference-model $(BENCH_REF) --out $(BENCH_DIR)/train --steps 20 --warmup 3 \
+	  --tiny-model $(BENCH_TINY) --reference-model $(BENCH_REF) --out $(BENCH_DIR)/train --steps 40 --warmup 3 \
 	  --batch-size 4 --reference-steps 5 --reference-batch-size 2 --reference-frame-size 128 --reference-frames 2
 
 ## Launchers: LAUNCHER=local (default) runs vt-train here; LAUNCHER=accelerate runs it under

@@ -5,7 +5,7 @@
 
 Same model (fresh from the same directory for every contender), same pre-decoded and pre-collated
 batches in the same order, same AdamW learning rate. The raw loop is forward (the model's own
-loss), backward, optimizer step, zero_grad and nothing else; raw-lean is the same loop with
+loss), backward, optimizer step (torch's fused AdamW, the Trainer's default), zero_grad and nothing else; raw-lean is the same loop with
 vt-train's loss (LM head on the label positions only), so vt-train / raw-lean is what the trainer
 itself adds. vt-train's trainer runs with the
 arguments `vt-train sft` builds (sft.trainer_args: clipping, cosine schedule, logging every 5 steps,
@@ -113,7 +113,8 @@ def raw_loop(model_dir: Path, batches: list[dict], warmup: int, lean: bool = Fal
 
     model, _ = _load(model_dir)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+    # the Trainer's default optimizer (adamw_torch_fused): the same update arithmetic as vt-train's
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0, fused=True)
     times = []
     for i, batch in enumerate(batches):
         start = time.perf_counter()
