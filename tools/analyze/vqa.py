@@ -22,40 +22,17 @@ denominator.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 
 import numpy as np
 
 from videotune.analyze.bootstrap import point_and_ci, ratio
 from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
+from videotune.core.answers import normalize_answer, stage_key
 from videotune.core.io import InputError
 from videotune.core.schemas import Metrics, Prediction
 
-UNSTAGED = "unstaged"
-_NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
-_ARTICLES = {"a", "an", "the"}
-
-
-def normalize_answer(text: str) -> str:
-    """The VQA-style normal form of an answer (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text).casefold().strip()
-    out = []
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch).startswith("P"):
-            between_digits = ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
-            out.append(ch if between_digits else " ")
-        else:
-            out.append(ch)
-    words = [_NUMBERS.get(w, w) for w in "".join(out).split()]
-    return " ".join(w for w in words if w not in _ARTICLES)
-
-
-def _stage_key(stage: object) -> str:
-    text = str(stage).strip() if stage is not None else ""
-    # Stage names become metric-name suffixes: keep them one readable token.
-    return re.sub(r"\s+", "_", text) or UNSTAGED
+__all__ = ["normalize_answer", "vqa_scores"]
 
 
 def vqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int = 0) -> Scored:
@@ -72,7 +49,7 @@ def vqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
     norm_ref = [normalize_answer(p.reference) for p in predictions]
     norm_pred = [normalize_answer(p.prediction) if ok[i] else None for i, p in enumerate(predictions)]
     normalized = np.array([a is not None and a == b for a, b in zip(norm_pred, norm_ref)], float)
-    stages = [_stage_key(p.meta.get("stage")) for p in predictions]
+    stages = [stage_key(p.meta.get("stage")) for p in predictions]
     stage_names = sorted(set(stages))
 
     def accuracy(correct: np.ndarray, scope: np.ndarray):

@@ -13,41 +13,21 @@ format, so vt-analyze can score the same file again with confidence intervals:
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from videotune.core import models
+from videotune.core.answers import UNSTAGED, normalize_answer, stage_key
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
-
-UNSTAGED = "unstaged"
-_NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
-_ARTICLES = {"a", "an", "the"}
-
-
-def normalize_answer(text: str) -> str:
-    """The VQA-style normal form of an answer (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text).casefold().strip()
-    out = []
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch).startswith("P"):
-            between_digits = ch == "." and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
-            out.append(ch if between_digits else " ")
-        else:
-            out.append(ch)
-    words = [_NUMBERS.get(w, w) for w in "".join(out).split()]
-    return " ".join(w for w in words if w not in _ARTICLES)
 
 
 def stage_of(example: Example) -> str:
     """The curriculum stage an example belongs to (meta.stage), one token; "unstaged" when none."""
-    text = str(example.meta.get("stage") or "").strip()
-    return re.sub(r"\s+", "_", text) or UNSTAGED
+    return stage_key(example.meta.get("stage") or "")
 
 
 @dataclass
