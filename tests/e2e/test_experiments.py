@@ -101,6 +101,26 @@ def test_rq1_3_3_pipeline_shape(repo):
     assert shared["degrade"]["outs"] == ["${paths.shared}/degraded"]
 
 
+@pytest.mark.parametrize("size", ["smoke", "full"])
+def test_rq1_3_3_reads_the_sets_vt_prep_degrade_writes(repo, size):
+    from videotune.prep.degrade import level_name
+
+    path = expand.render("rq1_3_3", "tiny-smolvlm2", size=size)
+    variables = load(path.parent / "vars.yaml")
+    shared = variables["paths"]["shared"]
+    degraded = {run_id: run for run_id, run in variables["runs"].items() if run["kind"] != "clean"}
+    assert degraded
+    for run_id, run in degraded.items():
+        # the set vt-prep degrade writes for (kind, level) is the folder the run reads
+        assert run["root"] == f"{shared}/degraded/{level_name(run['kind'], run['level'])}", run_id
+    levels = {kind: sorted(str(r["level"]) for r in degraded.values() if r["kind"] == kind)
+              for kind in {r["kind"] for r in degraded.values()}}
+    spec_vars = variables["v"]
+    for kind, flag in (("blur", "blur"), ("compression", "crf"), ("lighting", "lighting"), ("occlusion", "occlusion")):
+        if kind in spec_vars["kinds"].split(","):
+            assert sorted(spec_vars[flag].split(",")) == levels[kind], kind
+
+
 def test_registry_model_and_user_data(repo):
     data = repo / "data" / "qved"
     data.mkdir(parents=True)
