@@ -198,10 +198,12 @@ def plot_degradation(data: pd.DataFrame, out_dir: Path, stem: str = "degradation
     for ax, kind in zip(axes[0], kinds):
         for model, group in data[data["kind"] == kind].groupby("model", sort=True):
             group = group.sort_values("level")
-            xs, ys = list(group["level"]), list(group["accuracy"])
+            (line,) = ax.plot(list(group["level"]), list(group["accuracy"]), "o-", label=str(model))
             if model in clean:
-                xs, ys = [0.0, *xs], [float(clean[model]), *ys]
-            ax.plot(xs, ys, "o-", label=str(model))
+                # the clean clips as a reference line: no level of a kind stands for "clean"
+                # (lighting 0 %, say, but not CRF 0 or blur 0 px)
+                ax.axhline(float(clean[model]), color=line.get_color(), linestyle="--", linewidth=1, alpha=0.7,
+                           label=f"{model} (clean)")
         ax.set_title(str(kind))
         ax.set_xlabel("level")
         ax.grid(alpha=0.3)
