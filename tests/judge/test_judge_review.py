@@ -284,12 +284,16 @@ def test_rate_in_chromium(review, browser):
 
     # Going back shows the saved rating; a re-rating replaces it, it does not add a row.
     browser.click("#prev")
+    assert browser.wait_for("document.getElementById('item-id').textContent === 'clip000'")
     assert browser.js("document.getElementById('score-accuracy-4').checked") is True
     browser.click("label[for=score-accuracy-1]")
+    # the click landed (on a loaded machine the page may still be settling): then save
+    assert browser.wait_for("document.getElementById('score-accuracy-1').checked")
     browser.click("#save")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # s; generous for a machine under load
     while wait_for_file_row(path, "clip000").scores["accuracy"] != 1:
-        assert time.monotonic() < deadline, "the re-rating never reached the file"
+        message = browser.js("document.getElementById('message').textContent")
+        assert time.monotonic() < deadline, f"the re-rating never reached the file (page says {message!r})"
         time.sleep(0.05)
     rows = read_jsonl(path, ExpertRating)
     assert [r.id for r in rows] == ["clip000"] and rows[0].scores == {"accuracy": 1, "usefulness": 2}
