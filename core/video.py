@@ -488,7 +488,7 @@ def _split_runs(keyframe_positions: np.ndarray, runs: list[list[int]], parts: in
 
 
 def _decode_runs_in_parallel(
-    path: Path, index: _FrameIndex, runs: list[list[int]], times_s: np.ndarray, width: int, height: int
+    path: Path, index: _FrameIndex, runs: list[list[int]], workers: int, times_s: np.ndarray, width: int, height: int
 ) -> dict[int, np.ndarray]:
     """Independent runs decoded side by side, each chunk by its own single-threaded decoder.
 
@@ -498,7 +498,7 @@ def _decode_runs_in_parallel(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    chunks = _split_runs(index.keyframe_positions, runs, min(decode_workers(), len(runs)))
+    chunks = _split_runs(index.keyframe_positions, runs, workers)
 
     def decode(chunk: list[int]) -> dict[int, np.ndarray]:
         with _open_video(path) as (container, stream):
@@ -630,9 +630,10 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
         width, height = _output_size(info.width, info.height, spec.size)
         if index.pts is not None:
             runs = _seek_runs(index.keyframe_positions, wanted)
+            workers = min(decode_workers(), len(runs))
             try:
-                if len(runs) > 1 and decode_workers() > 1:
-                    kept = _decode_runs_in_parallel(path, index, runs, times_s, width, height)
+                if workers > 1:
+                    kept = _decode_runs_in_parallel(path, index, runs, workers, times_s, width, height)
                 else:
                     stream.thread_type = "AUTO"  # frame and slice threads; set before the decoder opens
                     kept = _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=True)

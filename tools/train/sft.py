@@ -318,8 +318,8 @@ def _save_outputs(config: SftConfig, ref: Any, trainer: Any, processor: Any, mod
                   state_dict: dict | None) -> None:
     """adapter/ (LoRA, QLoRA) and model/ (a plain checkpoint: LoRA merged), each replaced atomically.
 
-    `state_dict`: the gathered weights of a sharded run (ZeRO-3, FSDP), whose own parameters are
-    placeholders; a LoRA adapter is then merged into a freshly loaded base on this process."""
+    `state_dict`: the gathered weights of a sharded run (ZeRO-3, FSDP), whose module parameters hold
+    only this process's shard; a LoRA adapter is then merged into a freshly loaded base on this process."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     if config.mode in ("lora", "qlora"):
         with replace_dir(config.out / "adapter") as adapter_tmp:
