@@ -210,9 +210,12 @@ class Chromium:
 
     def click(self, selector: str) -> None:
         """A real mouse click at the element's centre, as a user's would be."""
-        box = self.js(
+        # Aim only once the element is what sits under its own centre (nothing still moving or covering it).
+        box = self.wait_for(
             f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.scrollIntoView({{block: 'center'}});"
-            " const r = el.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
+            " const r = el.getBoundingClientRect(); const x = r.x + r.width / 2, y = r.y + r.height / 2;"
+            " const hit = document.elementFromPoint(x, y);"
+            " return hit && (hit === el || el.contains(hit)) ? {x, y} : null; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"], "button": "left",
@@ -263,6 +266,12 @@ def test_rate_in_chromium(review, browser):
     assert browser.js("document.getElementById('media-element').src").endswith("/media/clips/clip000.mp4")
     assert browser.wait_for("document.getElementById('media-element').readyState >= 1")
     assert browser.js("document.getElementById('media-element').duration") == pytest.approx(1.0, abs=0.2)
+    # The clip's box is as tall before its metadata arrives as after: nothing below it moves under the pointer.
+    empty_height = browser.js(
+        "(() => { const v = document.createElement('video'); document.getElementById('media').append(v);"
+        " const h = v.getBoundingClientRect().height; v.remove(); return h; })()"
+    )
+    assert browser.js("document.getElementById('media-element').getBoundingClientRect().height") == empty_height
 
     # Saving with a dimension unrated is refused on the page, and nothing is written.
     browser.click("label[for=score-accuracy-4]")
