@@ -126,7 +126,7 @@ bench-analyze: setup
 bench-prep: setup
 	command -v ffmpeg >/dev/null 2>&1 || bash tools/prep/install_system_deps.sh
 	$(BIN)/python -m videotune.prep.bench --out $(BENCH_DIR)/prep --seconds 10 --fps 30 --width 640 --height 480 \
-	  --frames 16 --repeats 11
+	  --frames 16 --repeats 31
 
 BENCH_DIR   := results/bench
 BENCH_SPLIT := $(BENCH_DIR)/data/split/examples

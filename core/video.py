@@ -435,16 +435,22 @@ def _decode_positions(
     return kept
 
 
+# Most decoders one sample_frames call runs side by side by default. Not the core count: keyframe
+# runs cost about the same each, so 5 runs on 2 decoders leave one core idle for a run's time
+# while 5 decoders on 2 cores share them to the end (~5% faster on the bench clip, docs/benchmarks.md).
+# Each decoder holds its own reference frames (H.264: up to 16, ~3 MB each at 1080p), hence a cap.
+DEFAULT_MAX_DECODERS = 8
+
+
 def decode_workers() -> int:
-    """Decoders one sample_frames call runs side by side: VT_DECODE_WORKERS, else the usable cores (at most 4)."""
+    """Most decoders one sample_frames call runs side by side: VT_DECODE_WORKERS, else DEFAULT_MAX_DECODERS."""
     value = os.environ.get("VT_DECODE_WORKERS")
     if value:
         try:
             return max(1, int(value))
         except ValueError as err:
             raise InputError(f"VT_DECODE_WORKERS={value!r}: expected a whole number of decoders") from err
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return DEFAULT_MAX_DECODERS
 
 
 def _seek_runs(keyframe_positions: np.ndarray, wanted: list[int]) -> list[list[int]]:
@@ -614,7 +620,8 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
     One demux pass reads every packet's pts and keyframe flag (no decoding) to place the frames;
     then the decoder walks forward from the keyframe before the first wanted frame, seeks past
     any keyframe that lies before the next wanted frame, and converts to RGB only the frames
-    kept. Runs that start at different keyframes are decoded side by side (decode_workers()).
+    kept. Runs that start at different keyframes are decoded side by side, one decoder per run
+    up to decode_workers() (beyond that, chunks of consecutive runs).
     The result equals decoding every frame and picking the positions.
     Files that hold fewer frames than their header claims raise VideoReadError when a wanted
     frame lies in the missing part; AVI, files without pts and files where seeking fails are
