@@ -339,26 +339,42 @@ class _SeekFailed(Exception):
     """A seek gave no frame, or landed past the keyframe it was asked for."""
 
 
+class _NotDecoded(Exception):
+    """The decoder, drained after a run's last wanted packet, did not give that frame."""
+
+
 def _decoded_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     seek_pts: int | None,
     wanted_pts: frozenset[int],
+    run_pts: frozenset[int] | None = None,
 ) -> Iterator[av.VideoFrame]:
-    """Frames from `seek_pts` on (from where the container stands if None).
+    """Frames from `seek_pts` on (from where the container stands if None), until `run_pts` are out.
 
     A frame no other frame refers to (most B-frames) is not decoded at all unless it is
     wanted: skipping it changes no other frame's pixels, and saves about a third of the
     decoding time on x264 output with B-frames.
+    Once the packets of every frame in `run_pts` are in, the decoder is drained: every frame a
+    frame depends on comes before it in decode order, so the packets after them (which a decoder
+    that reorders B-frames would otherwise read, and decode where they are references, before it
+    shows the last of them) are not needed.
     """
     if seek_pts is not None:
         # lands on the keyframe at or before seek_pts and flushes the decoder's buffers
         container.seek(seek_pts, stream=stream, backward=True)
     codec = stream.codec_context
+    not_sent = set(run_pts) if run_pts is not None else None
     for packet in container.demux(stream):
         # read per packet (frame threads copy it when the packet is submitted)
         codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_pts else "NONREF"
         yield from packet.decode()
+        if not_sent is not None:
+            not_sent.discard(packet.pts)
+            if not not_sent:
+                yield from codec.decode(None)
+                # reached only while the caller still waits: a frame of run_pts never came out
+                raise _NotDecoded()
 
 
 def _keyframe_at_or_before(keyframe_positions: np.ndarray, position: int) -> int:
@@ -388,6 +404,15 @@ def _decode_positions(
     assert index.pts is not None
     position_of = {pts: position for position, pts in enumerate(index.pts)}
     wanted_pts = frozenset(index.pts[position] for position in wanted)
+    # The wanted frames of each forward run: a run ends at the last one, and (seeking) wherever the
+    # loop below seeks, i.e. where the next one's keyframe lies past the frame after it.
+    run_of: dict[int, frozenset[int]] = {}
+    run: list[int] = []
+    for target, following in zip(wanted, [*wanted[1:], None]):
+        run.append(target)
+        if following is None or (seek and _keyframe_at_or_before(index.keyframe_positions, following) > target + 1):
+            run_of.update((member, frozenset(index.pts[p] for p in run)) for member in run)
+            run = []
     kept: dict[int, np.ndarray] = {}
     frames: Iterator[av.VideoFrame] | None = None  # the current forward run
     last_decoded = -1  # position of the last frame that run produced
@@ -396,16 +421,19 @@ def _decode_positions(
             just_seeked = False
             if not seek:
                 if frames is None:
-                    frames = _decoded_frames(container, stream, None, wanted_pts)
+                    frames = _decoded_frames(container, stream, None, wanted_pts, run_of[target])
             # Frames before the target's keyframe cannot help decode it: skip them by seeking,
             # unless the current run is about to reach that keyframe anyway.
             elif frames is None or _keyframe_at_or_before(index.keyframe_positions, target) > last_decoded + 1:
                 if frames is not None:
                     frames.close()
-                frames = _decoded_frames(container, stream, index.pts[target], wanted_pts)
+                frames = _decoded_frames(container, stream, index.pts[target], wanted_pts, run_of[target])
                 just_seeked = True
             while True:
-                frame = next(frames, None)
+                try:
+                    frame = next(frames, None)
+                except _NotDecoded:
+                    raise VideoReadError(f"{path}: the frame at {times_s[target]:.2f} s could not be decoded") from None
                 if frame is None:
                     if just_seeked:
                         raise _SeekFailed()  # no frame at all: the seek, not the file, failed

@@ -94,9 +94,9 @@ def test_identical_to_decoding_every_frame(gop_clip, spec, workers, monkeypatch)
     seeks, decoded = [], []
     original = video._decoded_frames
 
-    def traced(container, stream, seek_pts, wanted_pts):
+    def traced(container, stream, seek_pts, wanted_pts, run_pts=None):
         seeks.append(seek_pts)
-        for frame in original(container, stream, seek_pts, wanted_pts):
+        for frame in original(container, stream, seek_pts, wanted_pts, run_pts):
             decoded.append(frame.pts)
             yield frame
 
