@@ -62,7 +62,7 @@ def review(tmp_path):
 
 
 def request(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # s; a rating is fsynced before the reply
     payload = json.dumps(body).encode() if body is not None else None
     conn.request(method, path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
     response = conn.getresponse()
@@ -100,7 +100,7 @@ def test_path_traversal_is_refused(review, path):
 def test_foreign_host_and_non_json_posts_are_refused(review):
     status, _, _ = request(review["port"], "GET", "/api/state", headers={"Host": "evil.example:80"})
     assert status == 403
-    conn = http.client.HTTPConnection("127.0.0.1", review["port"], timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", review["port"], timeout=60)
     conn.request("POST", "/api/rate", body=b"id=clip000", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert conn.getresponse().status == 415
     conn.close()
@@ -244,7 +244,7 @@ def browser(tmp_path):
     chromium.close()
 
 
-def wait_for_file_row(path: Path, rid: str, timeout: float = 10) -> ExpertRating:
+def wait_for_file_row(path: Path, rid: str, timeout: float = 30) -> ExpertRating:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists():
