@@ -13,6 +13,8 @@ import json
 import logging
 import mimetypes
 import re
+import signal
+import threading
 from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -234,12 +236,24 @@ def make_server(app: ReviewApp, port: int = 8765, host: str = "127.0.0.1") -> Th
     return server
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(server: ThreadingHTTPServer) -> None:
-    """Serve until Ctrl-C; every rating is already on disk, so stopping loses nothing."""
+    """Serve until Ctrl-C or SIGTERM; every rating is already on disk, so stopping loses nothing.
+
+    SIGTERM is what `kill`, SLURM and process managers send, and the only stop signal a server
+    started in the background gets: shells start background jobs with SIGINT ignored.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         server.server_close()
 
