@@ -319,14 +319,16 @@ def test_review_command_serves_saves_and_stops_cleanly(tmp_path, stop):
     (tmp_path / "media").mkdir()
     out = tmp_path / "review"
     exe = shutil.which("vt-judge", path=str(Path(sys.executable).parent))
+    # Ctrl-C as a terminal delivers it: a test run started in the background (as CI's may be) passes
+    # SIGINT on ignored, and Python then never raises KeyboardInterrupt. A default disposition survives
+    # exec, so a small launcher restores it and execs vt-judge (no preexec_fn: the test process has threads).
+    launcher = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.argv[1], sys.argv[1:])"]
     proc = subprocess.Popen(
-        [exe, "review", "--predictions", str(tmp_path / "p.jsonl"), "--rubric", "clinical", "--media-root",
+        [*launcher, exe, "review", "--predictions", str(tmp_path / "p.jsonl"), "--rubric", "clinical", "--media-root",
          str(tmp_path / "media"), "--out", str(out), "--port", "0", "--rater", "pt-1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
-        # Ctrl-C as a terminal delivers it: a test run started in the background (as CI's may be)
-        # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stdout.readline()
