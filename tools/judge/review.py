@@ -253,7 +253,7 @@ def serve(server: ThreadingHTTPServer) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if in_main_thread:
+        if previous is not None:  # None also where the handler before was not set from Python
             signal.signal(signal.SIGTERM, previous)
         server.server_close()
 
