@@ -404,11 +404,15 @@ def _decode_positions(
     assert index.pts is not None
     position_of = {pts: position for position, pts in enumerate(index.pts)}
     wanted_pts = frozenset(index.pts[position] for position in wanted)
-    # The wanted frames of each forward run: a run ends at the last one, and (seeking) wherever the
-    # loop below seeks, i.e. where the next one's keyframe lies past the frame after it.
+    # The wanted frames of each forward run. Seeking, a new run starts where the next wanted frame's
+    # keyframe lies past the frame after the last one: frames before that keyframe cannot help decode
+    # it, so they are skipped by a seek (unless the current run is about to reach the keyframe anyway).
     run_of: dict[int, frozenset[int]] = {}
+    run_starts: set[int] = set()
     run: list[int] = []
     for target, following in zip(wanted, [*wanted[1:], None]):
+        if not run:
+            run_starts.add(target)
         run.append(target)
         if following is None or (seek and _keyframe_at_or_before(index.keyframe_positions, following) > target + 1):
             run_of.update((member, frozenset(index.pts[p] for p in run)) for member in run)
@@ -422,9 +426,7 @@ def _decode_positions(
             if not seek:
                 if frames is None:
                     frames = _decoded_frames(container, stream, None, wanted_pts, run_of[target])
-            # Frames before the target's keyframe cannot help decode it: skip them by seeking,
-            # unless the current run is about to reach that keyframe anyway.
-            elif frames is None or _keyframe_at_or_before(index.keyframe_positions, target) > last_decoded + 1:
+            elif target in run_starts:
                 if frames is not None:
                     frames.close()
                 frames = _decoded_frames(container, stream, index.pts[target], wanted_pts, run_of[target])
