@@ -261,6 +261,7 @@ bench-stream: setup
 ## Research questions of seed 000 (experiments/README.md): one target each, e.g.
 ##   make rq1_3_3 MODEL=smolvlm2-256m DATA=data/qved FRAMES=8 SIZE=full OUT=results LAUNCHER=local
 ##   make rq_all MODELS="tiny-smolvlm2 tiny-qwen2-vl"      every experiment per model + results/RESULTS_SUMMARY.md
+##   make rq_all MODELS="..." JOBS=2                       ... two models side by side (experiments/grid.py)
 ##   make experiments-smoke                                every target at SIZE=smoke on the tiny model (CI)
 ## experiments/<rq>.yaml declares each one; experiments/expand.py renders experiments/runs/**/dvc.yaml, which
 ## `dvc repro` runs (a second run is a no-op). MODEL: registry name, hub id, local dir or tiny-<family>;
@@ -276,15 +277,19 @@ DATA   ?=
 FRAMES ?=
 SIZE   ?= full
 OUT    ?= results
+JOBS   ?= 1
 EXPAND  = $(BIN)/python experiments/expand.py
 EXPAND_ARGS = --data '$(DATA)' $(if $(FRAMES),--frames $(FRAMES)) --size $(SIZE) --out-root $(OUT)
 
+# UPSTREAM=1: only the pipelines every model shares (the data, the experiment's shared stages).
+# --wait-for-lock: rq_all JOBS=2 runs two of these at once, and DVC holds its repo lock between commands.
 $(RQS): setup
-	$(BIN)/dvc repro $$($(EXPAND) render $@ --model '$(MODEL)' $(EXPAND_ARGS) --train-cmd '$(call vt_train,$@)')
+	$(BIN)/dvc --wait-for-lock repro $$($(EXPAND) render $@ --model '$(MODEL)' $(EXPAND_ARGS) \
+	  --train-cmd '$(call vt_train,$@)' $(if $(UPSTREAM),--upstream))
 
 rq_all: setup
-	@for m in $(MODELS); do for rq in $(RQS_ALL); do \
-	  $(MAKE) --no-print-directory $$rq MODEL=$$m || exit $$?; done; done
+	$(BIN)/python experiments/grid.py --models '$(MODELS)' --rqs '$(RQS_ALL)' --jobs $(JOBS) \
+	  --lock $(OUT)/.grid.lock -- $(MAKE) --no-print-directory
 	$(BIN)/dvc repro $$($(EXPAND) render-all --rqs '$(RQS_ALL)' --models '$(MODELS)' --out-root $(OUT))
 	@echo "summary: $(OUT)/RESULTS_SUMMARY.md"
 

@@ -5,6 +5,7 @@ stages shell out to the vt-* commands. Subcommands:
 
     python experiments/expand.py render RQ --model M [--data DIR] [--frames N] [--size smoke|full]
         [--train-cmd "vt-train ..."] [--out-root results]     prints the dvc.yaml to reproduce
+        [--upstream]                                    ... or the pipelines every model shares
     python experiments/expand.py render-all --rqs A,B --models A,B [...]   the rq_all summary pipeline
     python experiments/expand.py collect PIPELINE_DIR   (a stage: tables and normalised runs)
 
@@ -272,6 +273,16 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
             target["deps"] = [d for d in target.get("deps", []) if d != model["init"]]
     stages["summary"] = summary_stage(spec, spec_path, runs, ctx, skipped)
     return _write_pipeline(RUNS / rq / slug(model_name), stages, f"{rq} on {model_name} ({data['name']})", variables)
+
+
+def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, size: str = "full") -> list[Path]:
+    """The pipelines of `rq` that every model shares (the data, the spec's shared_stages), as `render` wrote
+    them: the grid runs these once before models run side by side, so two never race for one output."""
+    data = data_context(load_yaml(EXP / "base.yaml"), data_dir, size, frames)
+    paths = [RUNS / "_data" / data["name"] / "dvc.yaml"]
+    if load_yaml(EXP / f"{rq}.yaml").get("shared_stages"):
+        paths.append(RUNS / rq / "_shared" / data["name"] / "dvc.yaml")
+    return paths
 
 
 def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str], skipped: bool = False) -> dict[str, Any]:
@@ -554,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--frames", type=int, default=None)
             p.add_argument("--size", default="full", choices=SIZES)
             p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
+            p.add_argument("--upstream", action="store_true",
+                           help="print the pipelines every model shares (data, shared stages) instead")
         p.add_argument("--out-root", default="results", help="results root (a git-ignored folder)")
     for name in ("collect", "finish"):
         p = sub.add_parser(name)
@@ -564,8 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "render":
-            print(rel(render(args.rq, args.model, args.data or None, args.frames, args.size, args.train_cmd,
-                             args.out_root)))
+            path = render(args.rq, args.model, args.data or None, args.frames, args.size, args.train_cmd,
+                          args.out_root)
+            paths = upstream(args.rq, args.data or None, args.frames, args.size) if args.upstream else [path]
+            print(" ".join(rel(p) for p in paths))
         elif args.command == "render-all":
             models = [m for m in re.split(r"[,\s]+", args.models) if m]
             rqs = [r for r in re.split(r"[,\s]+", args.rqs) if r]

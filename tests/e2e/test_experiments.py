@@ -273,3 +273,15 @@ def test_smoke_every_target_then_a_no_op(tmp_path):
     assert "Recommendation matrix" in summary and "tiny-smolvlm2" in summary
     second = run_all()
     assert "Running stage" not in second
+
+
+def test_upstream_names_the_pipelines_every_model_shares(repo, capsys):
+    assert expand.main(["render", "rq1_3_3", "--model", "tiny-smolvlm2", "--size", "smoke", "--upstream"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == ["experiments/runs/_data/gym-smoke-f4/dvc.yaml",
+                       "experiments/runs/rq1_3_3/_shared/gym-smoke-f4/dvc.yaml"]
+    assert all((repo / p).is_file() for p in printed)
+    # an experiment without shared stages shares only the data; the model's own pipeline is rendered too
+    assert expand.main(["render", "rq2_1_1", "--model", "tiny-qwen2-vl", "--size", "smoke", "--upstream"]) == 0
+    assert capsys.readouterr().out.split() == ["experiments/runs/_data/gym-smoke-f4/dvc.yaml"]
+    assert (repo / "experiments/runs/rq2_1_1/tiny-qwen2-vl/dvc.yaml").is_file()
