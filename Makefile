@@ -281,11 +281,13 @@ JOBS   ?= 1
 EXPAND  = $(BIN)/python experiments/expand.py
 EXPAND_ARGS = --data '$(DATA)' $(if $(FRAMES),--frames $(FRAMES)) --size $(SIZE) --out-root $(OUT)
 
-# UPSTREAM=1: only the pipelines every model shares (the data, the experiment's shared stages).
-# --wait-for-lock: rq_all JOBS=2 runs two of these at once, and DVC holds its repo lock between commands.
+# rq_all JOBS=2 (experiments/grid.py) runs two of these at once: UPSTREAM=1 first reproduces only what
+# every model shares (the data, the experiment's shared stages), then OWN=1 only the model's own stages
+# (--single-item: not revisiting the shared ones, which the other model is reading); --wait-for-lock:
+# DVC holds its repo lock between commands.
 $(RQS): setup
-	$(BIN)/dvc --wait-for-lock repro $$($(EXPAND) render $@ --model '$(MODEL)' $(EXPAND_ARGS) \
-	  --train-cmd '$(call vt_train,$@)' $(if $(UPSTREAM),--upstream))
+	$(BIN)/dvc --wait-for-lock repro $(if $(OWN),--single-item) $$($(EXPAND) render $@ --model '$(MODEL)' \
+	  $(EXPAND_ARGS) --train-cmd '$(call vt_train,$@)' $(if $(UPSTREAM),--upstream)$(if $(OWN),--own))
 
 rq_all: setup
 	$(BIN)/python experiments/grid.py --models '$(MODELS)' --rqs '$(RQS_ALL)' --jobs $(JOBS) \

@@ -5,7 +5,7 @@ stages shell out to the vt-* commands. Subcommands:
 
     python experiments/expand.py render RQ --model M [--data DIR] [--frames N] [--size smoke|full]
         [--train-cmd "vt-train ..."] [--out-root results]     prints the dvc.yaml to reproduce
-        [--upstream]                                    ... or the pipelines every model shares
+        [--upstream | --own]        ... or the pipelines every model shares, or the model's own stages
     python experiments/expand.py render-all --rqs A,B --models A,B [...]   the rq_all summary pipeline
     python experiments/expand.py collect PIPELINE_DIR   (a stage: tables and normalised runs)
 
@@ -283,6 +283,23 @@ def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, si
     if load_yaml(EXP / f"{rq}.yaml").get("shared_stages"):
         paths.append(RUNS / rq / "_shared" / data["name"] / "dvc.yaml")
     return paths
+
+
+def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | None = None,
+        size: str = "full") -> list[str]:
+    """The stages of `rq` on one model, as `render` wrote them, for `dvc repro --single-item` (in order):
+    the base pipeline's stages the experiment reads (the tiny model, the base fine-tune), then the
+    experiment's own. Beside another model's grid DVC must not revisit the shared upstream stages: it
+    takes a write lock on a stage's outputs even to find it unchanged, and the other model is reading them."""
+    data = data_context(load_yaml(EXP / "base.yaml"), data_dir, size, frames)
+    model = model_context(model_name, data)
+    pipeline = RUNS / rq / slug(model_name) / "dvc.yaml"
+    text = pipeline.read_text(encoding="utf-8")
+    base = RUNS / "_base" / data["name"] / slug(model_name) / "dvc.yaml"
+    needs_base = "paths.trained" in text or "paths.base" in text or model["base"] in text
+    needs_init = model["tiny"] and (needs_base or "paths.init" in text or model["init"] in text)
+    return ([f"{rel(base)}:tiny_model"] if needs_init else []) + ([f"{rel(base)}:base_train"] if needs_base
+                                                                  else []) + [rel(pipeline)]
 
 
 def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str], skipped: bool = False) -> dict[str, Any]:
@@ -565,8 +582,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--frames", type=int, default=None)
             p.add_argument("--size", default="full", choices=SIZES)
             p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
-            p.add_argument("--upstream", action="store_true",
-                           help="print the pipelines every model shares (data, shared stages) instead")
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--upstream", action="store_true",
+                               help="print the pipelines every model shares (data, shared stages) instead")
+            which.add_argument("--own", action="store_true",
+                               help="print the model's own stages instead, for dvc repro --single-item")
         p.add_argument("--out-root", default="results", help="results root (a git-ignored folder)")
     for name in ("collect", "finish"):
         p = sub.add_parser(name)
@@ -579,8 +599,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "render":
             path = render(args.rq, args.model, args.data or None, args.frames, args.size, args.train_cmd,
                           args.out_root)
-            paths = upstream(args.rq, args.data or None, args.frames, args.size) if args.upstream else [path]
-            print(" ".join(rel(p) for p in paths))
+            if args.upstream:
+                targets = [rel(p) for p in upstream(args.rq, args.data or None, args.frames, args.size)]
+            elif args.own:
+                targets = own(args.rq, args.model, args.data or None, args.frames, args.size)
+            else:
+                targets = [rel(path)]
+            print(" ".join(targets))
         elif args.command == "render-all":
             models = [m for m in re.split(r"[,\s]+", args.models) if m]
             rqs = [r for r in re.split(r"[,\s]+", args.rqs) if r]

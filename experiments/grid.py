@@ -6,14 +6,17 @@
 Each model is one worker that runs `<make> <rq> MODEL=<model>` for each experiment in order (the make
 command passes on DATA, SIZE, FRAMES, OUT and LAUNCHER). With more than one job:
 - first, one at a time, the pipelines every model shares (the data and each experiment's shared_stages):
-  `<make> <rq> MODEL=<first model> UPSTREAM=1`. DVC refuses to run a stage whose outputs another DVC
-  process is writing, so two models must never reach an unbuilt shared stage together.
-- each worker's commands get cpu_count // jobs OpenMP threads unless OMP_NUM_THREADS is set: a tiny
-  model's training step takes as long on one thread as on two (80 steps: 15.8 s on one, 16.0 s on two,
-  2-core machine), so two models side by side take about half the wall time of one after the other.
-- an experiment whose spec says `exclusive: true` (the latency and memory profiles) runs alone, with the
-  machine's default threads: it takes the grid lock exclusively, every other experiment takes it shared,
-  so its figures are not measured on cores that another model's training is using.
+  `<make> <rq> MODEL=<first model> UPSTREAM=1`; then each worker reproduces only its model's own stages,
+  `<make> <rq> MODEL=<model> OWN=1` (dvc repro --single-item). DVC write-locks a stage's outputs even to
+  find it unchanged, and refuses a stage whose outputs another DVC process is reading or writing, so the
+  workers must never visit the shared stages.
+- each worker's commands get the thread budget (OMP_NUM_THREADS, else the CPU count) divided by the
+  jobs: a tiny model's training step takes as long on one thread as on two (80 steps: 15.8 s on one,
+  16.0 s on two, 2-core machine), so two models side by side take about half the wall time of one after
+  the other.
+- an experiment whose spec says `exclusive: true` (the latency and memory profiles) runs alone, on the
+  whole thread budget: it takes the grid lock exclusively, every other experiment takes it shared, so
+  its figures are not measured on cores that another model's training is using.
 The first failure stops the grid: the other workers finish the experiment they are in, start no other,
 and the exit status is 1 (2 for a bad argument). This is the pipeline layer, not a tool.
 """
@@ -92,14 +95,16 @@ class Grid:
         self.jobs = min(jobs, len(models))
         self.exclusive = {rq: is_exclusive(rq, exp_dir) for rq in rqs}
         self.lock = GridLock(lock)
-        self.threads = max(1, (cpus or os.cpu_count() or 1) // self.jobs)
+        budget = os.environ.get("OMP_NUM_THREADS", "")
+        budget_threads = int(budget) if budget.isdigit() and int(budget) > 0 else (cpus or os.cpu_count() or 1)
+        self.threads = max(1, budget_threads // self.jobs)
         self.failed: list[str] = []
         self.stop = threading.Event()
         self._print = threading.Lock()
 
     def env(self, rq: str) -> dict[str, str]:
         env = dict(os.environ)
-        if self.jobs > 1 and not self.exclusive[rq] and "OMP_NUM_THREADS" not in os.environ:
+        if self.jobs > 1 and not self.exclusive[rq]:
             env["OMP_NUM_THREADS"] = str(self.threads)
         return env
 
@@ -142,7 +147,8 @@ class Grid:
                 with self.lock.hold(self.exclusive[rq]):
                     if self.stop.is_set():
                         return
-                    code = self.run(model, [*self.make, rq, f"MODEL={model}"], self.env(rq))
+                    own = ["OWN=1"] if self.jobs > 1 else []
+                    code = self.run(model, [*self.make, rq, f"MODEL={model}", *own], self.env(rq))
                 if code:
                     self.fail(f"{rq} on {model}", code)
                     return

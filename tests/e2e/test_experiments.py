@@ -285,3 +285,14 @@ def test_upstream_names_the_pipelines_every_model_shares(repo, capsys):
     assert expand.main(["render", "rq2_1_1", "--model", "tiny-qwen2-vl", "--size", "smoke", "--upstream"]) == 0
     assert capsys.readouterr().out.split() == ["experiments/runs/_data/gym-smoke-f4/dvc.yaml"]
     assert (repo / "experiments/runs/rq2_1_1/tiny-qwen2-vl/dvc.yaml").is_file()
+
+
+def test_own_names_the_base_stages_an_experiment_reads_then_its_pipeline(repo, capsys):
+    # rq1_3_3 evaluates the base checkpoint: the tiny model and the base fine-tune come first
+    assert expand.main(["render", "rq1_3_3", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
+    base = "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml"
+    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:base_train",
+                                               "experiments/runs/rq1_3_3/tiny-smolvlm2/dvc.yaml"]
+    # rq1_1_1 fine-tunes the initial weights: the tiny model only
+    assert expand.main(["render", "rq1_1_1", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
+    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", "experiments/runs/rq1_1_1/tiny-smolvlm2/dvc.yaml"]

@@ -22,9 +22,10 @@ FAKE_MAKE = textwrap.dedent("""
     import json, os, sys, time
     rq, model = sys.argv[1], sys.argv[2].split("=", 1)[1]
     upstream = "UPSTREAM=1" in sys.argv[3:]
+    own = "OWN=1" in sys.argv[3:]
     start = time.monotonic()
     time.sleep(float(os.environ.get("HOLD_S", "0.4")))
-    record = {"rq": rq, "model": model, "upstream": upstream, "omp": os.environ.get("OMP_NUM_THREADS"),
+    record = {"rq": rq, "model": model, "upstream": upstream, "own": own, "omp": os.environ.get("OMP_NUM_THREADS"),
               "start": start, "end": time.monotonic()}
     with open(os.environ["CALLS"], "a") as f:
         f.write(json.dumps(record) + "\\n")
@@ -78,7 +79,9 @@ def test_two_models_side_by_side(setup, capsys):
         if c["rq"] == "b":
             assert not any(overlaps(c, o) for o in runs if o is not c), (c, runs)
     assert any(overlaps(x, y) for x in runs for y in runs if x["model"] != y["model"])
-    # one thread each beside another model; the machine's default for the exclusive one
+    # beside another model, only the model's own stages (the shared ones are done), on one thread each;
+    # the exclusive experiment on the machine's default threads
+    assert all(c["own"] for c in runs) and not any(c["own"] for c in shared)
     assert {c["omp"] for c in runs if c["rq"] != "b"} == {"1"}
     assert {c["omp"] for c in runs if c["rq"] == "b"} == {None}
     out = capsys.readouterr().out
@@ -91,15 +94,24 @@ def test_one_job_runs_models_one_after_the_other(setup):
     calls = read()
     assert [(c["rq"], c["model"]) for c in calls] == [("a", "m1"), ("b", "m1"), ("c", "m1"),
                                                        ("a", "m2"), ("b", "m2"), ("c", "m2")]
-    assert not any(c["upstream"] for c in calls) and {c["omp"] for c in calls} == {None}
+    assert not any(c["upstream"] or c["own"] for c in calls) and {c["omp"] for c in calls} == {None}
 
 
-def test_jobs_beyond_the_models_and_a_user_thread_count(setup, monkeypatch):
+def test_jobs_beyond_the_models_and_a_thread_budget(setup, monkeypatch):
     make_grid, read = setup
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     g = make_grid(["m1"], jobs=4)
     assert g.jobs == 1
     assert g() == 0 and {c["omp"] for c in read()} == {"4"}
+
+
+def test_the_thread_budget_is_divided_between_the_jobs(setup, monkeypatch):
+    make_grid, read = setup
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the Makefile exports its default, 2
+    assert make_grid(["m1", "m2"], rqs=("a", "b"))() == 0
+    runs = [c for c in read() if not c["upstream"]]
+    assert {c["omp"] for c in runs if c["rq"] == "a"} == {"2"}
+    assert {c["omp"] for c in runs if c["rq"] == "b"} == {"4"}
 
 
 def test_first_failure_stops_the_grid(setup, monkeypatch, capsys):
