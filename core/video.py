@@ -89,14 +89,23 @@ def _reason(err: BaseException) -> str:
     return getattr(err, "strerror", None) or str(err)
 
 
+# Opening options for a file already opened and probed once: FFmpeg's stream probing
+# (avformat_find_stream_info) decodes the first frames to learn what the container may not
+# store; the decoder-side option skip_frame=all makes it read packets only (3.8 -> 2.1 ms per
+# open of the 640x480 bench clip). The probe's frames are discarded either way.
+_REOPEN_OPTIONS = {"skip_frame": "all"}
+
+
 @contextmanager
-def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+def _open_video(
+    path: Path, options: dict[str, str] | None = None
+) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     if not path.exists():
         raise VideoReadError(f"{path}: file not found")
     if not path.is_file():
         raise VideoReadError(f"{path}: not a file")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", options=options)
     except (av.error.FFmpegError, OSError) as err:
         raise VideoReadError(f"{path}: not a readable video ({_reason(err)})") from err
     try:
@@ -524,21 +533,34 @@ def _split_runs(keyframe_positions: np.ndarray, runs: list[list[int]], parts: in
 
 
 def _decode_runs_in_parallel(
-    path: Path, index: _FrameIndex, runs: list[list[int]], workers: int, times_s: np.ndarray, width: int, height: int
+    path: Path,
+    index: _FrameIndex,
+    runs: list[list[int]],
+    workers: int,
+    times_s: np.ndarray,
+    width: int,
+    height: int,
+    reorder_depth: int,
 ) -> dict[int, np.ndarray]:
     """Independent runs decoded side by side, each chunk by its own single-threaded decoder.
 
     Each run starts at a keyframe, so a chunk's frames are the ones a single pass would give, bit
     for bit. PyAV releases the GIL while decoding: two decoders on two cores take about the time of
     one on half the clip, where one decoder's frame threads gain only ~10% (docs/benchmarks.md).
+    The chunks' containers are opened without probe decoding (_REOPEN_OPTIONS); `reorder_depth`,
+    what the first, fully probed open found, stands in for what their probe would have learnt.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     chunks = _split_runs(index.keyframe_positions, runs, workers)
 
     def decode(chunk: list[int]) -> dict[int, np.ndarray]:
-        with _open_video(path) as (container, stream):
+        with _open_video(path, _REOPEN_OPTIONS) as (container, stream):
             stream.thread_type = "NONE"  # the chunks are the parallelism: no frame threads on top
+            # B-frame reorder depth: without probe decoding, a stream whose parameter sets are in
+            # band (MPEG-TS) opens at depth 1 instead of 2. The decoder would raise it at the first
+            # parameter set it reads; this starts it where the full probe left it.
+            stream.codec_context.reorder_depth = max(stream.codec_context.reorder_depth, reorder_depth)
             return _decode_positions(path, container, stream, index, chunk, times_s, width, height, seek=True)
 
     kept: dict[int, np.ndarray] = {}
@@ -670,7 +692,9 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
             workers = min(decode_workers(), len(runs))
             try:
                 if workers > 1:
-                    kept = _decode_runs_in_parallel(path, index, runs, workers, times_s, width, height)
+                    kept = _decode_runs_in_parallel(
+                        path, index, runs, workers, times_s, width, height, stream.codec_context.reorder_depth
+                    )
                 else:
                     stream.thread_type = "AUTO"  # frame and slice threads; set before the decoder opens
                     kept = _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=True)

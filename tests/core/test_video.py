@@ -150,6 +150,27 @@ def test_a_cut_file_fails_the_same_with_parallel_decoders(tmp_path, monkeypatch)
     assert messages[0] == messages[1]
 
 
+@pytest.mark.parametrize("container_format, suffix", [("matroska", ".mkv"), ("mpegts", ".ts")], ids=["mkv", "ts"])
+def test_parallel_decoders_match_every_frame_in_other_containers(gop_clip, tmp_path, monkeypatch, container_format, suffix):
+    # the parallel decoders reopen the file without probe decoding (the reorder depth comes from
+    # the first open): the B-frames must still come out whole and in order in every container
+    clip = tmp_path / f"remuxed{suffix}"
+    with av.open(str(gop_clip)) as src, av.open(str(clip), "w", format=container_format) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    frames, _ = decode_every_frame(clip)
+    picked = np.linspace(0, len(frames) - 1, 16, dtype=int)
+    results = {}
+    for workers in ("1", "8"):
+        monkeypatch.setenv("VT_DECODE_WORKERS", workers)
+        results[workers] = sample_frames(clip, SamplingSpec(n_frames=16))
+        assert np.array_equal(results[workers].frames, np.stack([frames[i] for i in picked])), workers
+    assert results["1"].timestamps_s == results["8"].timestamps_s
+
+
 def test_window_keeps_frames_inside_it(gop_clip):
     sampled = sample_frames(gop_clip, SamplingSpec(n_frames=6, start_s=1.0, end_s=3.0))
     assert sampled.timestamps_s[0] == pytest.approx(1.0) and sampled.timestamps_s[-1] == pytest.approx(3.0)
