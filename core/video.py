@@ -91,7 +91,7 @@ def _reason(err: BaseException) -> str:
 
 # Opening options for a file already opened and probed once: FFmpeg's stream probing
 # (avformat_find_stream_info) decodes the first frames to learn what the container may not
-# store; the decoder-side option skip_frame=all makes it read packets only (3.8 -> 2.1 ms per
+# store; the decoder-side option skip_frame=all makes it read packets only (4.5 -> 2.1 ms per
 # open of the 640x480 bench clip). The probe's frames are discarded either way.
 _REOPEN_OPTIONS = {"skip_frame": "all"}
 
