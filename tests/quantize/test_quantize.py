@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from videotune.core import models
 from videotune.core.io import InputError, read_jsonl
@@ -50,9 +51,10 @@ def test_method_loads_generates_and_shrinks(method, tiny_model, gym_examples, gy
     tokens = _generate_tokens(model)
     assert len(tokens) == 4 and all(0 <= t < len(processor.tokenizer) for t in tokens)
     if method == "int8-dynamic":
-        assert type(model.model.text_model.layers[0].mlp.up_proj).__name__ == "Linear"
-        assert "dynamic" in type(model.model.text_model.layers[0].mlp.up_proj).__module__
-        assert "quantized" in type(model.get_input_embeddings()).__module__
+        # every layer of this model is below the int8 threshold: int8 on disk, float32 compute
+        assert marker["min_int8_weights"] == models.DYNAMIC_INT8_MIN_WEIGHTS and marker["float_compute_layers"] > 0
+        assert type(model.model.text_model.layers[0].mlp.up_proj) is torch.nn.Linear
+        assert type(model.get_input_embeddings()) is torch.nn.Embedding
     elif method in ("int8-weight", "int4-weight"):
         kind = "Int8Tensor" if method == "int8-weight" else "IntxUnpackedToInt8Tensor"
         assert type(model.model.text_model.layers[0].mlp.up_proj.weight).__name__ == kind
@@ -99,6 +101,75 @@ def test_int8_dynamic_keeps_fp32_greedy_output_close(tiny_model, tmp_path):
     reference, _ = models.load(models.resolve(str(tiny_model)))
     quantized, _ = models.load(models.resolve(str(tmp_path / "q/model")))
     assert _generate_tokens(reference, 2)[0] == _generate_tokens(quantized, 2)[0]
+
+
+def _linear_sizes(model):
+    return sorted({m.weight.numel() for m in model.modules() if type(m) is torch.nn.Linear})
+
+
+def test_int8_dynamic_runs_small_layers_in_float_from_int8_storage(tiny_model, tmp_path):
+    """Below --min-int8-weights a layer is stored in int8 but computes in float32 (dequantized at load);
+    at or above it, it is a torch.ao int8 module. Either way the file holds int8 weights only."""
+    fp32, _ = models.load(models.resolve(str(tiny_model)))
+    sizes = _linear_sizes(fp32)
+    threshold = sizes[len(sizes) // 2]  # splits this model's Linear layers into two groups
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "mixed", min_int8_weights=threshold))
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "all", min_int8_weights=0))
+    mixed, _ = models.load(models.resolve(str(tmp_path / "mixed/model")))
+    all_int8, _ = models.load(models.resolve(str(tmp_path / "all/model")))
+    reference = dict(fp32.named_modules())
+    kinds = {"float": 0, "int8": 0}
+    for name, module in mixed.named_modules():
+        if name not in reference or type(reference[name]) not in (torch.nn.Linear, torch.nn.Embedding):
+            continue
+        if reference[name].weight.numel() >= threshold:
+            assert "quantized" in type(module).__module__, name
+            kinds["int8"] += 1
+        else:
+            assert type(module) is type(reference[name]), name
+            original, loaded = reference[name].weight, module.weight
+            # the int8 values dequantized: close to fp32, but not fp32 itself
+            assert not torch.equal(original, loaded), name
+            step = (original.abs().amax() / 127).item() if type(module) is torch.nn.Linear else \
+                (original.amax(1) - original.amin(1)).max().item() / 255
+            assert (original - loaded).abs().max().item() <= step * 0.51 + 1e-7, name
+            kinds["float"] += 1
+    assert kinds["float"] > 0 and kinds["int8"] > 0, kinds
+    assert all("quantized" in type(m).__module__ for n, m in all_int8.named_modules()
+               if type(reference.get(n)) in (torch.nn.Linear, torch.nn.Embedding))
+    assert models.read_quantization(tmp_path / "all/model")["float_compute_layers"] == 0
+    # int8 on disk either way: the mixed file is no larger than the all-int8 one (packed params carry extra)
+    stored = torch.load(tmp_path / "mixed/model" / models.DYNAMIC_INT8_WEIGHTS, weights_only=True)
+    kept = [n for n, m in mixed.named_modules() if type(m) in (torch.nn.Linear, torch.nn.Embedding)]
+    assert kept and all(stored[f"{n}.weight"].is_quantized for n in kept)
+    assert models.weights_bytes(tmp_path / "mixed/model") <= models.weights_bytes(tmp_path / "all/model")
+    assert len(_generate_tokens(mixed)) == 4
+
+
+def test_int8_dynamic_checkpoint_without_threshold_loads_every_layer_int8(tiny_model, tmp_path):
+    """A checkpoint whose videotune.json predates min_int8_weights was quantized whole: it loads so."""
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q", min_int8_weights=0))
+    marker_path = tmp_path / "q/model" / models.QUANTIZATION_FILE
+    marker = json.loads(marker_path.read_text())
+    del marker["quantization"]["min_int8_weights"]
+    marker_path.write_text(json.dumps(marker))
+    model, _ = models.load(models.resolve(str(tmp_path / "q/model")))
+    assert "dynamic" in type(model.model.text_model.layers[0].mlp.up_proj).__module__
+    assert "quantized" in type(model.get_input_embeddings()).__module__
+
+
+def test_int8_dynamic_threshold_that_does_not_match_the_weights_is_refused(tiny_model, tmp_path):
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q", min_int8_weights=0))
+    marker_path = tmp_path / "q/model" / models.QUANTIZATION_FILE
+    marker = json.loads(marker_path.read_text())
+    ref = models.resolve(str(tmp_path / "q/model"))
+    for bad, message in ((10**9, r"model\.int8-dynamic\.pt: .*\.weight should hold int8 weights"), (-1, "whole number >= 0")):
+        marker["quantization"]["min_int8_weights"] = bad
+        marker_path.write_text(json.dumps(marker))
+        with pytest.raises(InputError, match=message):
+            models.load(ref)
+    with pytest.raises(ValidationError):
+        QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "neg", min_int8_weights=-1)
 
 
 def test_int8_dynamic_refuses_other_dtypes_and_devices(tiny_model, tmp_path):

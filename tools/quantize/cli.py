@@ -37,6 +37,10 @@ class QuantizeConfig(CommandConfig):
     group_size: int | None = Field(None, ge=8, description="int4/gptq group size (input channels per scale) [default: 128, "
                                    "or the largest of 64/32 dividing every layer for int4]")
     bits: int = Field(4, ge=2, le=8, description="gptq weight bits (2, 3, 4 or 8)")
+    min_int8_weights: int = Field(
+        models.DYNAMIC_INT8_MIN_WEIGHTS, ge=0,
+        description="int8-dynamic: layers with fewer weights are stored in int8 but compute in float32, where "
+        "torch.ao's int8 kernels are slower (crossover measured near 200k weights on AVX-512); 0: every layer int8")
     seed: int = Field(0, description="seed (quantization here is deterministic; kept for the manifest)")
 
 
@@ -57,7 +61,7 @@ def run_quantize(config: QuantizeConfig) -> dict:
     target = config.out / "model"
     with replace_dir(target) as tmp:
         result = quantize(config.method, config.model, tmp, calibration=calibration, group_size=config.group_size,
-                          bits=config.bits)
+                          bits=config.bits, min_int8_weights=config.min_int8_weights)
     report = size_report(config.method, config.model, target)
     report["details"] = result.details
     write_json(config.out / "size.json", report)

@@ -142,8 +142,13 @@ def quantize(
     calibration: Sequence[str] | None = None,
     group_size: int | None = None,
     bits: int = 4,
+    min_int8_weights: int = models.DYNAMIC_INT8_MIN_WEIGHTS,
 ) -> QuantizeResult:
-    """Write `source` quantized by `method` into `out_dir` (an empty or new folder)."""
+    """Write `source` quantized by `method` into `out_dir` (an empty or new folder).
+
+    int8-dynamic: layers with fewer than `min_int8_weights` weights are stored in int8 and compute in
+    float32 (faster there than torch.ao's int8 kernels; 0 runs every layer in int8).
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -160,15 +165,21 @@ def quantize(
         model.save_pretrained(out_dir)
         details = {"dtype": dtype, "note": "load with dtype 'auto' (vt-infer profile's default) or this dtype to run in it"}
     elif method == "int8-dynamic":
+        if min_int8_weights < 0:
+            raise InputError(f"min_int8_weights {min_int8_weights}: a number of weights, >= 0")
         model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
-        models.quantize_dynamic_int8(model)
+        kept = models.quantize_dynamic_int8(model, min_int8_weights)
         model.config.save_pretrained(out_dir)
         model.generation_config.save_pretrained(out_dir)
-        torch.save(model.state_dict(), out_dir / models.DYNAMIC_INT8_WEIGHTS)
+        torch.save(models.dynamic_int8_state_dict(model, kept), out_dir / models.DYNAMIC_INT8_WEIGHTS)
         details = {
             "backend": "torch.ao.quantization.quantize_dynamic (CPU: fbgemm/onednn)",
             "linear": "int8 per tensor weights, activations quantized per batch at run time",
             "embedding": "quint8 per row (float_qparams_weight_only_qconfig)",
+            "min_int8_weights": min_int8_weights,
+            "float_compute_layers": len(kept),
+            "float_compute": "layers with fewer weights than min_int8_weights: stored in int8 as above, "
+                             "dequantized to float32 at load (faster than the int8 kernels at that size)",
             "weights": models.DYNAMIC_INT8_WEIGHTS,
             "note": "transformers cannot reload this; videotune.core.models.load rebuilds it from this file",
         }
