@@ -160,7 +160,7 @@ bench-infer: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.quantize.bench --examples $(BENCH_SPLIT)/test.jsonl --corpus $(BENCH_SPLIT)/train.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --tiny-model $(BENCH_TINY) --reference smolvlm2-256m \
-	  --methods fp32,bf16,int8-dynamic,int8-weight --batch-sizes 1,8 --n-samples 8 --tiny-n-samples 64 --tiny-rounds 3 \
+	  --methods fp32,bf16,int8-dynamic,int8-weight --batch-sizes 1,8 --n-samples 8 --tiny-n-samples 64 --paired-rounds 10 \
 	  --warmup 1 --frames 2 --max-new-tokens 16 --out $(BENCH_DIR)/quantize
 
 ## bench-train: vt-train's step time vs a raw PyTorch loop (forward, backward, AdamW step) and TRL's stock

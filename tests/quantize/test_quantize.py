@@ -146,6 +146,25 @@ def test_int8_dynamic_runs_small_layers_in_float_from_int8_storage(tiny_model, t
     assert len(_generate_tokens(mixed)) == 4
 
 
+def test_int8_dynamic_stores_a_tied_weight_once(tiny_model, tmp_path):
+    """lm_head tied to the input embedding, both under the threshold: one int8 tensor on disk, tied again at load."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    model.config.tie_word_embeddings = model.config.text_config.tie_word_embeddings = True
+    model.tie_weights()
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    model.save_pretrained(tmp_path / "tied")
+    AutoProcessor.from_pretrained(tiny_model).save_pretrained(tmp_path / "tied")
+    run_quantize(QuantizeConfig(method="int8-dynamic", model=tmp_path / "tied", out=tmp_path / "q"))
+    stored = torch.load(tmp_path / "q/model" / models.DYNAMIC_INT8_WEIGHTS, weights_only=True)
+    head, embedding = stored["lm_head.weight"], stored["model.text_model.embed_tokens.weight"]
+    assert head.is_quantized and head.untyped_storage().data_ptr() == embedding.untyped_storage().data_ptr()
+    loaded, _ = models.load(models.resolve(str(tmp_path / "q/model")))
+    assert torch.equal(loaded.lm_head.weight, loaded.get_input_embeddings().weight)
+    assert len(_generate_tokens(loaded)) == 4
+
+
 def test_int8_dynamic_checkpoint_without_threshold_loads_every_layer_int8(tiny_model, tmp_path):
     """A checkpoint whose videotune.json predates min_int8_weights was quantized whole: it loads so."""
     run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q", min_int8_weights=0))

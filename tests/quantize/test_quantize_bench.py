@@ -3,7 +3,16 @@
 import pytest
 
 from videotune.core.schemas import Prediction
-from videotune.quantize.bench import add_ratios, agreement, check_targets, markdown, prefix_agreement, summarize_variant
+from videotune.quantize.bench import (
+    add_ratios,
+    agreement,
+    check_targets,
+    markdown,
+    paired_latency,
+    paired_ratios,
+    prefix_agreement,
+    summarize_variant,
+)
 
 
 def _p(id_, text, status="ok"):
@@ -38,9 +47,9 @@ def _profile(b1_per_sample, b8_samples_per_s, decode_tokens_per_s=(10.0, 25.0)):
 
 def test_ratios_and_targets():
     variants = {
-        "fp32": summarize_variant([_profile(2.0, 1.0)], {"weights_bytes_after": 1000}, [1, 8]),
-        "int8-dynamic": summarize_variant([_profile(1.8, 1.5)], {"weights_bytes_after": 260}, [1, 8]),
-        "int8-weight": summarize_variant([_profile(2.4, 0.7, (10.0, 15.0))], {"weights_bytes_after": 310}, [1, 8]),
+        "fp32": summarize_variant(_profile(2.0, 1.0), {"weights_bytes_after": 1000}, [1, 8]),
+        "int8-dynamic": summarize_variant(_profile(1.8, 1.5), {"weights_bytes_after": 260}, [1, 8]),
+        "int8-weight": summarize_variant(_profile(2.4, 0.7, (10.0, 15.0)), {"weights_bytes_after": 310}, [1, 8]),
     }
     add_ratios(variants)
     assert variants["int8-dynamic"]["size_ratio"] == 0.26 and variants["int8-dynamic"]["latency_ratio"] == pytest.approx(0.9)
@@ -64,20 +73,48 @@ def test_ratios_and_targets():
     assert "2.000 (ceiling 1.50)" in table
 
 
-def test_rounds_report_the_median_and_the_largest_peak():
-    rounds = [_profile(2.0, 1.0), _profile(4.0, 0.2), _profile(3.0, 0.5)]
-    row = summarize_variant(rounds, {"weights_bytes_after": 1000}, [1, 8])
-    assert row["rounds"] == 3 and row["latency_s_rounds"] == [2.0, 4.0, 3.0]
-    assert row["latency_s"] == 3.0  # the median round, not the mean (3.0 too) nor the first
-    # speedups are taken within each round, then their median: 2.0, 0.8, 1.5
-    assert row["batch_scaling"]["8"]["speedup"] == pytest.approx(1.5)
-    assert row["batch_scaling"]["8"]["peak_memory_bytes"] == 800
+def test_paired_latency_decides_the_latency_target_by_its_interval():
+    variants = {
+        "fp32": summarize_variant(_profile(2.0, 1.0), {"weights_bytes_after": 1000}, [1, 8]),
+        "int8-dynamic": summarize_variant(_profile(2.6, 1.5), {"weights_bytes_after": 260}, [1, 8]),
+    }
+    # the profiles say 1.3x; the paired times say equal within noise: the paired ratio decides
+    base = [1.0, 1.1, 0.9, 1.2, 1.0, 0.95, 1.05, 1.0]
+    same = [b * f for b, f in zip(base, [1.02, 0.99, 1.01, 0.98, 1.03, 0.97, 1.0, 1.01])]
+    paired = paired_ratios({"fp32": base, "int8-dynamic": same})
+    assert paired["fp32"] == {"pairs": 8, "ratio": 1.0, "ci95": [1.0, 1.0], "median_s": 1.0}
+    low, high = paired["int8-dynamic"]["ci95"]
+    assert low <= 1.0 <= high and paired["int8-dynamic"]["ratio"] == pytest.approx(1.005)
+    add_ratios(variants, paired)
+    assert variants["int8-dynamic"]["profile_latency_ratio"] == pytest.approx(1.3)
+    assert variants["int8-dynamic"]["latency_ratio"] == pytest.approx(1.005)
+    latency = next(c for c in check_targets({"m": variants}, 8) if c["target"].startswith("latency"))
+    assert latency["met"] and latency["ci95"] == [low, high]
+    # measurably slower: every pair 4-6% slower, so the interval lies above 1
+    slower = paired_ratios({"fp32": base, "int8-dynamic": [b * f for b, f in zip(base, [1.04, 1.05, 1.06] * 3)]})
+    add_ratios(variants, slower)
+    latency = next(c for c in check_targets({"m": variants}, 8) if c["target"].startswith("latency"))
+    assert slower["int8-dynamic"]["ci95"][0] > 1.0 and latency["met"] is False
 
 
-def test_a_round_that_ran_out_of_memory_reports_the_status():
+def test_paired_latency_times_every_method_on_every_example(tiny_model, gym_examples, gym_raw, tmp_path):
+    from videotune.core.io import read_jsonl
+    from videotune.core.schemas import Example
+    from videotune.quantize.methods import quantize
+
+    quantize("int8-dynamic", tiny_model, tmp_path / "int8")
+    examples = read_jsonl(gym_examples, Example)[:2]
+    times = paired_latency({"fp32": tiny_model, "int8-dynamic": tmp_path / "int8"}, examples, gym_raw, frames=2,
+                           max_new_tokens=3, rounds=2)
+    assert set(times) == {"fp32", "int8-dynamic"} and all(len(v) == 4 and min(v) > 0 for v in times.values())
+    ratios = paired_ratios(times)
+    assert ratios["int8-dynamic"]["pairs"] == 4 and ratios["int8-dynamic"]["ratio"] > 0
+
+
+def test_a_batch_size_that_ran_out_of_memory_reports_the_status():
     oom = _profile(2.0, 1.0)
     oom["configs"][1] = {"batch_size": 8, "status": "oom"}
-    row = summarize_variant([_profile(2.0, 1.0), oom], {"weights_bytes_after": 1000}, [1, 8])
+    row = summarize_variant(oom, {"weights_bytes_after": 1000}, [1, 8])
     assert row["batch_scaling"]["8"] == {"status": "oom"}
     checks = check_targets({"m": {"fp32": {**row, "size_ratio": 1.0}}}, 8)
     assert [c["met"] for c in checks] == [False, False] and all(c["value"] is None for c in checks)

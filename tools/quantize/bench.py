@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 from rich.console import Console
 from rich.table import Table
@@ -29,7 +30,9 @@ from videotune.core import models
 from videotune.core.cli import CommandConfig, add_command, make_app, run_app
 from videotune.core.io import InputError, read_json, read_jsonl, replace_dir, write_json
 from videotune.core.manifest import RunManifest
+from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
+from videotune.core.video import example_sampling, sample_frames
 from videotune.quantize.methods import METHODS, quantize, size_report
 from videotune.quantize.reference import REFERENCE_ARCHS, build_reference
 
@@ -64,8 +67,8 @@ class BenchConfig(CommandConfig):
     batch_sizes: list[int] = Field([1, 8], description="batch sizes profiled; the first is the latency baseline")
     n_samples: int = Field(8, ge=1, description="recorded samples per batch size, real-size model")
     tiny_n_samples: int = Field(64, ge=1, description="recorded samples per batch size, tiny model")
-    tiny_rounds: int = Field(3, ge=1, description="tiny model: profiles per method, methods interleaved round by round, "
-                             "median kept (at ~40 ms a sample its ratios to fp32 are within one run's noise)")
+    paired_rounds: int = Field(10, ge=1, description="latency vs fp32: passes over the examples, every method generating "
+                               "for each example in turn in one process (tiny model; the real-size one makes one pass)")
     warmup: int = Field(1, ge=0, description="warm-up batches per batch size")
     frames: int = Field(2, ge=1, description="frames per clip")
     max_new_tokens: int = Field(16, ge=1, description="tokens generated per sample (fixed length while profiling)")
@@ -138,7 +141,7 @@ def _ok(row: dict[str, Any] | None) -> bool:
     return bool(row) and row["status"] == "ok"
 
 
-def round_figures(profile: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
+def profile_figures(profile: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
     """One profile's figures: batch-1 latency breakdown, and each larger batch's throughput against it,
     end to end (samples/s) and while generating (decode tokens/s, the tokens after each row's first)."""
     first = _profile_row(profile, batch_sizes[0])
@@ -170,44 +173,92 @@ def round_figures(profile: dict[str, Any], batch_sizes: list[int]) -> dict[str, 
     return figures
 
 
-def _median(values: list[float | None]) -> float | None:
-    present = sorted(v for v in values if v is not None)
-    return float(statistics.median(present)) if present else None
-
-
-def summarize_variant(profiles: list[dict[str, Any]], size: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
-    """The figures the benchmark table shows for one model directory: each figure's median over the
-    rounds' profiles (one round: that profile's), peak memory the largest; the rounds' latencies kept."""
-    rounds = [round_figures(p, batch_sizes) for p in profiles]
-    row: dict[str, Any] = {"weights_bytes": size["weights_bytes_after"], "peak_memory_bytes": None, "rounds": len(rounds)}
-    if all("latency_s" in r for r in rounds):
-        for key in ("latency_s", "latency_p50_s", "prefill_s", "decode_s", "preprocess_s", "tokens_per_s",
-                    "samples_per_s", "decode_only_ceiling"):
-            row[key] = _median([r[key] for r in rounds])
-        row["peak_memory_bytes"] = max(r["peak_memory_bytes"] for r in rounds)
-        row["latency_s_rounds"] = [r["latency_s"] for r in rounds]
-    scaling = {}
-    for b in map(str, batch_sizes[1:]):
-        per_round = [r["batch_scaling"][b] for r in rounds]
-        if all("speedup" in x for x in per_round):
-            scaling[b] = {key: _median([x[key] for x in per_round])
-                          for key in ("samples_per_s", "speedup", "decode_speedup")}
-            scaling[b]["peak_memory_bytes"] = max(x["peak_memory_bytes"] for x in per_round)
-        else:
-            scaling[b] = {"status": next(x["status"] for x in per_round if "status" in x)}
-    row["batch_scaling"] = scaling
+def summarize_variant(profile: dict[str, Any], size: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
+    """The figures the benchmark table shows for one model directory, from its vt-infer profile."""
+    row: dict[str, Any] = {"weights_bytes": size["weights_bytes_after"], "peak_memory_bytes": None}
+    row.update(profile_figures(profile, batch_sizes))
     return row
 
 
-def add_ratios(variants: dict[str, dict[str, Any]]) -> None:
-    """Size and latency ratios to fp32, in place."""
+# --------------------------------------------------------------------------- latency, side by side
+
+
+def _bootstrap_median_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the median."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(resamples, values.size), replace=True), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def paired_ratios(times: dict[str, list[float]], baseline: str = "fp32", seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Each method's latency against the baseline's from paired measurements (the i-th time of every
+    method is the same example in the same turn): the median of the per-pair ratios with a 95% bootstrap
+    interval. The ratio is measurably above 1 only where the interval lies wholly above it."""
+    base = np.asarray(times[baseline], dtype=float)
+    out = {}
+    for method, values in times.items():
+        ratios = np.asarray(values, dtype=float) / base
+        low, high = _bootstrap_median_ci(ratios, seed)
+        out[method] = {"pairs": int(ratios.size), "ratio": float(np.median(ratios)), "ci95": [low, high],
+                       "median_s": float(np.median(values))}
+    return out
+
+
+def paired_latency(model_dirs: dict[str, Path], examples: list[Example], data_root: Path, frames: int,
+                   max_new_tokens: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per `model.generate` (prefill + `max_new_tokens` greedy tokens, batch 1) of every method on
+    every example, all models loaded in this one process and taking turns on each example (the order
+    rotating), so that what the machine does meanwhile falls on all of them alike: one vt-infer profile
+    after another differed by up to 15-20% between identical runs here. Frames are decoded and encoded
+    once per example and method before timing: the part timed is the one precision changes."""
+    import torch
+
+    loaded = {m: models.load(models.resolve(str(d)), dtype="auto") for m, d in model_dirs.items()}
+    inputs: dict[str, list[dict[str, Any]]] = {m: [] for m in loaded}
+    for example in examples:
+        for method, (model, processor) in loaded.items():
+            spec = example_sampling(example, models.frame_size(processor), frames)
+            video = sample_frames(data_root / example.media, spec)
+            family = models.family_of_processor(processor)
+            encoded = models.encode_batch(processor, family, [example.messages[-2].content], [video.frames],
+                                          [video.timestamps_s], [video.duration_s], padding_side="left")
+            dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+            if "pixel_values" in encoded:
+                encoded["pixel_values"] = encoded["pixel_values"].to(dtype)
+            inputs[method].append(encoded)
+    times: dict[str, list[float]] = {m: [] for m in loaded}
+    methods = list(loaded)
+    turn = 0
+    with torch.inference_mode(), Progress("paired latency", rounds * len(examples) * len(methods)) as progress:
+        for _ in range(rounds):
+            for index in range(len(examples)):
+                for method in methods[turn % len(methods):] + methods[:turn % len(methods)]:
+                    model = loaded[method][0]
+                    start = time.perf_counter()
+                    model.generate(**inputs[method][index], max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
+                                   do_sample=False)
+                    times[method].append(time.perf_counter() - start)
+                    progress.advance()
+                turn += 1
+    return times
+
+
+def add_ratios(variants: dict[str, dict[str, Any]], paired: dict[str, dict[str, Any]] | None = None) -> None:
+    """Size and latency ratios to fp32, in place. `latency_ratio` is the paired in-process one where there
+    is one (`paired_ratios`), else the ratio of the vt-infer profiles' batch-1 means (`profile_latency_ratio`)."""
     base = variants.get("fp32")
     if not base:
         return
-    for row in variants.values():
+    for method, row in variants.items():
         row["size_ratio"] = row["weights_bytes"] / base["weights_bytes"]
         if "latency_s" in row and "latency_s" in base:
-            row["latency_ratio"] = row["latency_s"] / base["latency_s"]
+            row["profile_latency_ratio"] = row["latency_s"] / base["latency_s"]
+            row["latency_ratio"] = row["profile_latency_ratio"]
+        if paired and method in paired:
+            row["paired_latency"] = paired[method]
+            row["latency_ratio"] = paired[method]["ratio"]
+            row["latency_ratio_ci95"] = paired[method]["ci95"]
 
 
 def check_targets(results: dict[str, dict[str, dict[str, Any]]], batch: int) -> list[dict[str, Any]]:
@@ -220,10 +271,11 @@ def check_targets(results: dict[str, dict[str, dict[str, Any]]], batch: int) -> 
             if method.startswith("int8"):
                 checks.append({"model": model_name, "method": method, "target": f"size <= {INT8_SIZE_RATIO_MAX}x fp32",
                                "value": row.get("size_ratio"), "met": row.get("size_ratio", 9) <= INT8_SIZE_RATIO_MAX})
-                latency = row.get("latency_ratio")
+                # "no worse": not measurably slower, i.e. the paired ratio's 95% interval reaches down to 1
+                latency, interval = row.get("latency_ratio"), row.get("latency_ratio_ci95")
+                met = latency is not None and (interval[0] if interval else latency) <= INT8_LATENCY_RATIO_MAX
                 checks.append({"model": model_name, "method": method, "target": "latency <= fp32 (CPU)", "value": latency,
-                               "met": (latency is not None and latency <= INT8_LATENCY_RATIO_MAX)
-                               if method == CPU_INT8_METHOD else None})
+                               "ci95": interval, "met": met if method == CPU_INT8_METHOD else None})
             scaling = row["batch_scaling"].get(str(batch), {})
             for key, what in (("speedup", "samples/s, end to end"), ("decode_speedup", "generated tokens/s while decoding")):
                 value = scaling.get(key)
@@ -240,7 +292,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def markdown(results: dict[str, dict[str, dict[str, Any]]], checks: list[dict[str, Any]], batch: int) -> str:
     lines = [
-        f"| model | method | weights MB | size vs fp32 | latency/sample s (b1) | vs fp32 | rounds | prefill s | decode s | "
+        f"| model | method | weights MB | size vs fp32 | latency/sample s (b1) | vs fp32 (profiles) | "
+        f"vs fp32 (paired) | prefill s | decode s | "
         f"tokens/s | peak RSS MiB | batch {batch}/1 samples/s | ceiling if only decoding batched | "
         f"batch {batch}/1 decode tokens/s | exact match | prefix agreement |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -251,7 +304,8 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], checks: list[dict[st
             speed = r["batch_scaling"].get(str(batch), {})
             lines.append(
                 f"| {model_name} | {method} | {r['weights_bytes'] / 1e6:.2f} | {_fmt(r.get('size_ratio'), 3)} | "
-                f"{_fmt(r.get('latency_s'), 3)} | {_fmt(r.get('latency_ratio'), 2)} | {r.get('rounds', 1)} | "
+                f"{_fmt(r.get('latency_s'), 3)} | {_fmt(r.get('profile_latency_ratio'), 2)} | "
+                f"{_fmt(r.get('paired_latency', {}).get('ratio'), 3)} | "
                 f"{_fmt(r.get('prefill_s'), 3)} | {_fmt(r.get('decode_s'), 3)} | {_fmt(r.get('tokens_per_s'), 1)} | "
                 f"{(r['peak_memory_bytes'] or 0) / 2**20:.0f} | {_fmt(speed.get('speedup'), 2)} | "
                 f"{_fmt(r.get('decode_only_ceiling'), 2)} | {_fmt(speed.get('decode_speedup'), 2)} | "
@@ -261,6 +315,8 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], checks: list[dict[st
     for c in checks:
         met = "info" if c["met"] is None else ("yes" if c["met"] else "**no**")
         value = _fmt(c["value"], 3)
+        if c.get("ci95"):
+            value += f" (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
         if c.get("decode_only_ceiling") is not None:
             value += f" (ceiling {c['decode_only_ceiling']:.2f})"
         lines.append(f"| {c['model']} | {c['method']} | {c['target']} | {value} | {met} |")
@@ -287,6 +343,9 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     load_at_start = os.getloadavg()  # 1, 5, 15 min: a busy machine makes every latency here suspect
     manifest = RunManifest("quantize", "bench", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.examples, "examples")
+    examples = read_jsonl(config.examples, Example)
+    if not examples:
+        raise InputError(f"{config.examples}: no examples")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for model_name, source in _ensure_models(config).items():
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -298,15 +357,16 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                 quantize(method, source, tmp)
             sizes[method] = size_report(method, source, where / "model")
             write_json(where / "size.json", sizes[method])
-        tiny = model_name == "tiny"
-        rounds, n_samples = (config.tiny_rounds, config.tiny_n_samples) if tiny else (1, config.n_samples)
-        profiles: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-        for round_index in range(rounds):
-            # methods interleaved, every other round in reverse, so drift over the run falls on all of them
-            for method in methods if round_index % 2 == 0 else methods[::-1]:
-                log.info("%s / %s: profile (round %d of %d)", model_name, method, round_index + 1, rounds)
-                where = config.out / model_name / method
-                profiles[method].append(_profile(config, where / "model", where / "profile" / f"round-{round_index + 1}", n_samples))
+        profiles = {}
+        for method in methods:
+            log.info("%s / %s: profile", model_name, method)
+            where = config.out / model_name / method
+            profiles[method] = _profile(config, where / "model", where / "profile",
+                                        config.tiny_n_samples if model_name == "tiny" else config.n_samples)
+        log.info("%s: latency of every method side by side", model_name)
+        times = paired_latency({m: config.out / model_name / m / "model" for m in methods}, examples, config.data_root,
+                               config.frames, config.max_new_tokens, config.paired_rounds if model_name == "tiny" else 1)
+        write_json(config.out / model_name / "paired_latency.json", times)
         variants: dict[str, dict[str, Any]] = {}
         baseline: list[Prediction] | None = None
         for method in methods:
@@ -325,7 +385,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             row["agreement"] = agreement(
                 baseline, predictions, lambda text, tok=tokenizer: tok(text, add_special_tokens=False)["input_ids"])
             variants[method] = row
-        add_ratios(variants)
+        add_ratios(variants, paired_ratios(times, seed=config.seed))
         results[model_name] = variants
     batch = config.batch_sizes[-1]
     checks = check_targets(results, batch)
