@@ -328,7 +328,7 @@ def load_dynamic_int8(model_dir: str | Path, trust_remote_code: bool = False):
     if not weights.is_file():
         raise InputError(f"{model_dir}: {QUANTIZATION_FILE} says int8-dynamic but {DYNAMIC_INT8_WEIGHTS} is missing")
     min_weights = (read_quantization(model_dir) or {}).get("min_int8_weights", 0)
-    if not isinstance(min_weights, int) or min_weights < 0:
+    if isinstance(min_weights, bool) or not isinstance(min_weights, int) or min_weights < 0:
         raise InputError(f"{model_dir / QUANTIZATION_FILE}: min_int8_weights must be a whole number >= 0, got {min_weights!r}")
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     with no_init_weights():  # every weight is overwritten by the state dict below

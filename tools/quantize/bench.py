@@ -8,7 +8,9 @@ offline) and each method: vt-quantize's own code writes the model directory; the
 console scripts measure it exactly as a user would: `vt-infer profile` (latency breakdown at
 batch 1 and the batch sizes after it, peak memory) and `vt-infer generate` (greedy answers on
 the test examples, batch 1, compared with fp32's). Tools talk through files here too: this
-module runs vt-infer as a program and reads its profile.json and predictions.jsonl.
+module runs vt-infer as a program and reads its profile.json and predictions.jsonl. Latency against
+fp32 is measured once more, paired: every method's model loaded in this process, each generating for
+the same example in turn (`paired_latency`), since separate runs drift more than the differences.
 """
 
 from __future__ import annotations
