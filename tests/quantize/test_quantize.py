@@ -182,7 +182,8 @@ def test_int8_dynamic_threshold_that_does_not_match_the_weights_is_refused(tiny_
     marker_path = tmp_path / "q/model" / models.QUANTIZATION_FILE
     marker = json.loads(marker_path.read_text())
     ref = models.resolve(str(tmp_path / "q/model"))
-    for bad, message in ((10**9, r"model\.int8-dynamic\.pt: .*\.weight should hold int8 weights"), (-1, "whole number >= 0")):
+    for bad, message in ((10**9, r"model\.int8-dynamic\.pt: .*\.weight should hold int8 weights"), (-1, "whole number >= 0"),
+                         (True, "whole number >= 0")):
         marker["quantization"]["min_int8_weights"] = bad
         marker_path.write_text(json.dumps(marker))
         with pytest.raises(InputError, match=message):
