@@ -827,3 +827,64 @@ def time_instruction(duration_s: float, timestamps_s: list[float]) -> str:
         f"The video lasts for {duration_s:.2f} seconds, and {len(timestamps_s)} frames are uniformly "
         f"sampled from it. These frames are located at {located}."
     )
+
+
+def restate_frames(example: Any, timestamps_s: list[float], duration_s: float | None = None) -> Any:
+    """`example` (a core.schemas.Example) sampling the frames at `timestamps_s`: its prompt's time sentence
+    and its `frames` restated for them, through the same `time_instruction` vt-prep build writes.
+
+    Returned unchanged when the sentence would not change (the frames it was built with). InputError when
+    its prompt does not hold the sentence vt-prep build wrote for its frames: the count cannot be changed
+    then, since the prompt would misdescribe the frames the model gets.
+    """
+    from videotune.core.schemas import FrameSpec, Message
+
+    if example.frames is None:
+        raise InputError(f"example {example.id}: an image example has no frames to restate")
+    duration = float(example.meta.get("duration_s", duration_s if duration_s is not None else 0.0))
+    old_intro = time_instruction(duration, example.frames.timestamps_s)
+    new_intro = time_instruction(duration, list(timestamps_s))
+    if old_intro == new_intro:
+        return example
+    messages = list(example.messages)
+    for index, message in enumerate(messages):
+        if message.role == "user" and old_intro in message.content:
+            messages[index] = Message(role="user", content=message.content.replace(old_intro, new_intro, 1))
+            return example.model_copy(update={
+                "messages": messages,
+                "frames": FrameSpec(n=len(timestamps_s), timestamps_s=[float(t) for t in timestamps_s]),
+            })
+    raise InputError(
+        f"example {example.id}: its prompt does not state its {example.frames.n} frames the way vt-prep build "
+        f"writes them ({old_intro[:60]!r}...), so it cannot be given {len(timestamps_s)} frames with a prompt "
+        "that says so; build frame-count variants with `vt-prep frames`, or leave the count as built"
+    )
+
+
+def with_sampled_frames(example: Any, sampled: SampledFrames) -> Any:
+    """`example` with a prompt that states exactly the frames `sampled` holds (see `restate_frames`)."""
+    if example.frames is None:
+        return example
+    return restate_frames(example, sampled.timestamps_s, sampled.duration_s)
+
+
+def check_frames_restatable(examples: Iterable[Any], n_frames: int | None, source: Path | str) -> None:
+    """Before any model loads: InputError naming every video example of `source` whose frame count `n_frames`
+    would change but whose prompt does not state its frames the way vt-prep build writes them."""
+    if n_frames is None:
+        return
+    refused = []
+    for example in examples:
+        if example.frames is None or example.frames.n == n_frames:
+            continue
+        duration = example.meta.get("duration_s")
+        intro = time_instruction(float(duration), example.frames.timestamps_s) if duration is not None else None
+        if intro is None or not any(m.role == "user" and intro in m.content for m in example.messages):
+            refused.append(example.id)
+    if refused:
+        shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise InputError(
+            f"{source}: --frames {n_frames}: {len(refused)} examples do not state their frames the way vt-prep build "
+            f"writes them, so their prompts cannot be restated for {n_frames} frames ({shown}); build frame-count "
+            "variants with `vt-prep frames`, or leave --frames unset"
+        )

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from videotune.core import models, tiny
+from videotune.core import models
 from videotune.core.io import InputError, read_jsonl, read_samples, write_jsonl
 from videotune.core.schemas import Prediction
 from videotune.infer.generate import GenerateConfig, run_generate
@@ -22,7 +22,7 @@ from videotune.prep.build import BuildOptions, build_examples
 from videotune.train.sft import SftConfig, run_sft
 
 BIN = Path(sys.executable).parent
-FAMILIES = list(tiny.BUILDERS)  # qwen2-vl, qwen2.5-vl, qwen3-vl, llava-onevision, videollama3
+FAMILIES = [f for f in models.tiny_families() if f != "smolvlm2"]  # qwen2-vl ... videollama3
 CLASSES = {
     "qwen2-vl": ("Qwen2VLForConditionalGeneration", "Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
     "qwen2.5-vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
@@ -69,8 +69,7 @@ def test_tiny_loads_by_path_like_a_checkpoint(tiny_dir):
     model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
     processor = AutoProcessor.from_pretrained(tiny_dir)
     assert (type(model).__name__, type(processor).__name__, type(processor.video_processor).__name__) == CLASSES[family]
-    assert models.frame_size(processor) == SPEC.frame_size
-    assert models.family_of_processor(processor) is ref.family
+    assert ref.family.frame_size(processor) == SPEC.frame_size
     tok = processor.tokenizer
     # the end of the assistant turn is one token, and generation stops at it
     assert tok.convert_tokens_to_ids(ref.family.end_of_turn) == tok.eos_token_id == model.generation_config.eos_token_id
@@ -147,13 +146,13 @@ def test_set_frame_size_changes_the_tokens_per_frame(tiny_dir):
     model, processor = models.load(ref)
     if ref.family.name == "llava-onevision":
         with pytest.raises(InputError, match="position embeddings for 64 px"):
-            models.set_frame_size(processor, model.config, 32)
-        assert models.set_frame_size(processor, model.config, 64) == 16  # 8 x 8 patches pooled 2 x 2
+            ref.family.set_frame_size(processor, model.config, 32)
+        assert ref.family.set_frame_size(processor, model.config, 64) == 16  # 8 x 8 patches pooled 2 x 2
         return
     with pytest.raises(InputError, match="multiple of"):
-        models.set_frame_size(processor, model.config, 40)
-    tokens = models.set_frame_size(processor, model.config, 32)
-    assert models.frame_size(processor) == 32
+        ref.family.set_frame_size(processor, model.config, 40)
+    tokens = ref.family.set_frame_size(processor, model.config, 32)
+    assert ref.family.frame_size(processor) == 32
     # 32 px / (8 px patches x 2 merge) = 2 x 2 tokens per frame; Qwen's 2-frame temporal patch shares them
     assert tokens == (2 if ref.family.name.startswith("qwen") else 4)
     batch = models.encode_batch(processor, ref.family, ["q"], _clips(4, size=32, count=1), [[0, 1, 2, 3]], [4.0])
@@ -291,10 +290,11 @@ def test_frame_sides_of_real_checkpoint_processors(tiny_dir):
     if family not in real:
         pytest.skip("no published transformers-format video processor settings to compare with")
     processor.video_processor, side = real[family]
-    assert models.frame_size(processor) == side
+    geometry = models.FAMILIES[family]
+    assert geometry.frame_size(processor) == side
     if family.startswith("qwen"):
         processor.image_processor = Qwen2VLImageProcessor()
         model_config = AutoModelForImageTextToText.from_pretrained(tiny_dir).config
         factor = 28 if family != "qwen3-vl" else 32
-        assert models.set_frame_size(processor, model_config, 8 * factor) == 32  # 8 x 8 merged tokens per 2 frames
-        assert models.frame_size(processor) == 8 * factor
+        assert geometry.set_frame_size(processor, model_config, 8 * factor) == 32  # 8 x 8 merged tokens per 2 frames
+        assert geometry.frame_size(processor) == 8 * factor

@@ -68,7 +68,7 @@ def test_an_fps_window_longer_than_the_clip_is_refused(clip):
 def test_a_prompt_without_the_time_sentence_is_refused(clip):
     example = _example(clip)
     other = example.model_copy(update={"messages": [Message(role="user", content="no times here"), example.messages[1]]})
-    with pytest.raises(ValueError, match="does not state the frame times"):
+    with pytest.raises(ValueError, match="does not state its 8 frames the way vt-prep build writes them"):
         frame_variant(other, clip / "videos" / "c.mp4", FramePlan("frames4", 4, None))
 
 

@@ -137,7 +137,7 @@ def test_int8_dynamic_runs_small_layers_in_float_from_int8_storage(tiny_model, t
     assert kinds["float"] > 0 and kinds["int8"] > 0, kinds
     assert all("quantized" in type(m).__module__ for n, m in all_int8.named_modules()
                if type(reference.get(n)) in (torch.nn.Linear, torch.nn.Embedding))
-    assert models.read_quantization(tmp_path / "all/model")["float_compute_layers"] == 0
+    assert models.read_quantization(tmp_path / "all/model").float_compute_layers == 0
     # int8 on disk either way: the mixed file is no larger than the all-int8 one (packed params carry extra)
     stored = torch.load(tmp_path / "mixed/model" / models.DYNAMIC_INT8_WEIGHTS, weights_only=True)
     kept = [n for n, m in mixed.named_modules() if type(m) in (torch.nn.Linear, torch.nn.Embedding)]
@@ -168,7 +168,7 @@ def test_int8_dynamic_stores_a_tied_weight_once(tiny_model, tmp_path):
 def test_int8_dynamic_checkpoint_without_threshold_loads_every_layer_int8(tiny_model, tmp_path):
     """A checkpoint whose videotune.json predates min_int8_weights was quantized whole: it loads so."""
     run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q", min_int8_weights=0))
-    marker_path = tmp_path / "q/model" / models.QUANTIZATION_FILE
+    marker_path = tmp_path / "q/model" / models.CHECKPOINT_FILE
     marker = json.loads(marker_path.read_text())
     del marker["quantization"]["min_int8_weights"]
     marker_path.write_text(json.dumps(marker))
@@ -179,11 +179,12 @@ def test_int8_dynamic_checkpoint_without_threshold_loads_every_layer_int8(tiny_m
 
 def test_int8_dynamic_threshold_that_does_not_match_the_weights_is_refused(tiny_model, tmp_path):
     run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny_model, out=tmp_path / "q", min_int8_weights=0))
-    marker_path = tmp_path / "q/model" / models.QUANTIZATION_FILE
+    marker_path = tmp_path / "q/model" / models.CHECKPOINT_FILE
     marker = json.loads(marker_path.read_text())
     ref = models.resolve(str(tmp_path / "q/model"))
-    for bad, message in ((10**9, r"model\.int8-dynamic\.pt: .*\.weight should hold int8 weights"), (-1, "whole number >= 0"),
-                         (True, "whole number >= 0")):
+    for bad, message in ((10**9, r"model\.int8-dynamic\.pt: .*\.weight should hold int8 weights"),
+                         (-1, r"videotune\.json: quantization\.min_int8_weights: Input should be greater than or equal to 0"),
+                         (True, r"videotune\.json: quantization\.min_int8_weights: Input should be a valid integer")):
         marker["quantization"]["min_int8_weights"] = bad
         marker_path.write_text(json.dumps(marker))
         with pytest.raises(InputError, match=message):
@@ -234,7 +235,7 @@ def test_gptq_quantizes_and_generates(tiny_model, gym_examples, tmp_path):
                                          calibration_examples=16, group_size=32))
     assert report["ratio"] < 1.0
     marker = models.read_quantization(tmp_path / "q/model")
-    assert marker["method"] == "gptq" and marker["bits"] == 4 and marker["group_size"] == 32
+    assert marker.method == "gptq" and marker.bits == 4 and marker.group_size == 32
     assert not (tmp_path / "q/model/quant_log.csv").exists()
     model, _ = models.load(models.resolve(str(tmp_path / "q/model")), device=device)
     kernels = {type(m).__name__ for n, m in model.named_modules() if n.endswith("text_model.layers.0.self_attn.q_proj")}

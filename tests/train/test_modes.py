@@ -285,7 +285,7 @@ def test_auto_batch_size_on_cuda(tiny_model, gym_examples, gym_raw, tmp_path):
     from videotune.train.data import VideoCollator, load_decoded
 
     model, processor = models.load(models.resolve(str(tiny_model)), device="cuda")
-    items = load_decoded(gym_examples, gym_raw, models.frame_size(processor), FrameCache(tmp_path))
+    items = load_decoded(gym_examples, gym_raw, FAMILY.frame_size(processor), FrameCache(tmp_path))
     batch, record = auto_batch_size(model, VideoCollator(items, processor, FAMILY), items, 0.9)
     assert batch == len(items)  # a tiny model fits every example at once
     assert all(t["peak_bytes"] <= record["budget_bytes"] for t in record["trials"] if t["fits"])
@@ -293,9 +293,7 @@ def test_auto_batch_size_on_cuda(tiny_model, gym_examples, gym_raw, tmp_path):
 
 @pytest.mark.gpu
 def test_qlora_trains_adapters_on_a_4bit_base(tiny_model):
-    from videotune.train.modes import load_qlora
-
-    model, _ = load_qlora(models.resolve(str(tiny_model)))
+    model, _ = models.load(models.resolve(str(tiny_model)), four_bit=True)
     model = apply_mode(model, FAMILY, ModeOptions(mode="qlora", lora_r=4))
     report = parameter_report(model, FAMILY)
     assert 0 < report["trainable"] < report["total"] / 5

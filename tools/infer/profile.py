@@ -41,8 +41,15 @@ from videotune.core.io import InputError, atomic_open, read_jsonl, write_json
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example
-from videotune.core.video import FrameCache, SampledFrames, SamplingSpec, default_cache_dir, sample_frames
-from videotune.infer.generate import _FirstTokenClock
+from videotune.core.video import (
+    FrameCache,
+    SampledFrames,
+    SamplingSpec,
+    check_frames_restatable,
+    default_cache_dir,
+    sample_frames,
+    with_sampled_frames,
+)
 
 log = logging.getLogger("videotune.infer")
 
@@ -69,7 +76,8 @@ class ProfileConfig(CommandConfig):
     warmup: int = Field(3, ge=0, description="unrecorded warm-up batches per configuration")
     batch_sizes: list[int] = Field([1], description="batch sizes to scale through, ascending; stops at the first out-of-memory")
     resolutions: list[int] | None = Field(None, description="frame sides in px [default: the processor's]")
-    frames: list[int] | None = Field(None, description="frames per clip [default: as built into the examples]")
+    frames: list[int] | None = Field(
+        None, description="frames per clip; prompts are restated for them [default: as built into the examples]")
     max_new_tokens: int = Field(32, ge=1, description="tokens generated per sample")
     fixed_length: bool = Field(True, description="generate exactly --max-new-tokens (end-of-turn ignored) so runs compare")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -269,54 +277,32 @@ class Runner:
     fixed_length: bool
     cache: FrameCache | None
     stop_ids: list[int]
-    pad_id: int | None
-    input_dtype: Any
 
     def frames_of(self, example: Example, spec: SamplingSpec) -> SampledFrames:
         path = self.data_root / example.media
         return self.cache.get_or_sample(path, spec) if self.cache is not None else sample_frames(path, spec)
 
     def run(self, batch: Sequence[Example], spec: SamplingSpec) -> BatchTiming:
-        import torch
-        from transformers import LogitsProcessorList
-
         with PeakMemory(self.device) as memory:
             t0 = time.perf_counter()
             videos = [self.frames_of(e, spec) for e in batch]
+            # the prompts state the frames the sweep gives the model
+            prompts = [with_sampled_frames(e, v).messages[-2].content for e, v in zip(batch, videos)]
             inputs = models.encode_batch(
-                self.processor, self.family, [e.messages[-2].content for e in batch], [v.frames for v in videos],
+                self.processor, self.family, prompts, [v.frames for v in videos],
                 [v.timestamps_s for v in videos], [v.duration_s for v in videos], padding_side="left",
             )
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            if "pixel_values" in inputs and self.input_dtype is not None:
-                inputs["pixel_values"] = inputs["pixel_values"].to(self.input_dtype)
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            clock = _FirstTokenClock()
-            t1 = time.perf_counter()
-            with torch.inference_mode():
-                sequences = self.model.generate(
-                    **inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                    min_new_tokens=self.max_new_tokens if self.fixed_length else None,
-                    logits_processor=LogitsProcessorList([clock]), eos_token_id=self.stop_ids,
-                    pad_token_id=self.pad_id,
-                )
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t2 = time.perf_counter()
-        prompt_len = inputs["input_ids"].shape[1]
-        new_tokens = [_generated_length(row, self.stop_ids) for row in sequences[:, prompt_len:].tolist()]
-        first = clock.first_at or t2
+            answers = models.generate(
+                self.model, self.processor.tokenizer, inputs, max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
+                min_new_tokens=self.max_new_tokens if self.fixed_length else None,
+            )
+            total_s = time.perf_counter() - t0
         return BatchTiming(
-            preprocess_s=t1 - t0, prefill_s=first - t1, decode_s=t2 - first, total_s=t2 - t0,
-            prompt_tokens=int(prompt_len), new_tokens=new_tokens, frames=sum(len(v.frames) for v in videos),
-            peak_memory_bytes=memory.peak_bytes, example_ids=[e.id for e in batch],
+            preprocess_s=total_s - answers.total_s, prefill_s=answers.prefill_s, decode_s=answers.decode_s,
+            total_s=total_s, prompt_tokens=answers.prompt_tokens, new_tokens=answers.new_tokens,
+            frames=sum(len(v.frames) for v in videos), peak_memory_bytes=memory.peak_bytes,
+            example_ids=[e.id for e in batch],
         )
-
-
-def _generated_length(tokens: list[int], stop_ids: Sequence[int]) -> int:
-    """Tokens up to and including the first stop token (the rest is padding after it)."""
-    return next((i + 1 for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
 
 
 # --------------------------------------------------------------------------- the grid
@@ -490,20 +476,21 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     examples = read_jsonl(config.examples, Example)
     if not examples:
         raise InputError(f"{config.examples}: no examples")
+    for frames in config.frames or []:
+        check_frames_restatable(examples, frames, config.examples)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
     model.eval()
-    tokenizer = processor.tokenizer
-    stop_ids = sorted(i for i in {tokenizer.convert_tokens_to_ids(ref.family.end_of_turn), tokenizer.eos_token_id} if i is not None)
     runner = Runner(
         model=model, processor=processor, family=ref.family, device=device, data_root=config.data_root,
         max_new_tokens=config.max_new_tokens, fixed_length=config.fixed_length,
         cache=FrameCache(config.cache_dir or default_cache_dir()) if config.frame_cache else None,
-        stop_ids=stop_ids, pad_id=tokenizer.pad_token_id, input_dtype=_input_dtype(model),
+        stop_ids=models.stop_token_ids(processor.tokenizer, ref.family),
     )
-    resolutions = config.resolutions or [models.frame_size(processor)]
+    input_dtype = _input_dtype(model)
+    resolutions = config.resolutions or [ref.family.frame_size(processor)]
     frame_counts = config.frames or [examples[0].frames.n if examples[0].frames else 1]
     grid = list(itertools.product(resolutions, frame_counts))
     per_config = config.warmup + math.ceil(config.n_samples / min(config.batch_sizes))
@@ -513,7 +500,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for resolution, frames in grid:
-            tokens_per_frame = models.set_frame_size(processor, model.config, resolution)
+            tokens_per_frame = ref.family.set_frame_size(processor, model.config, resolution)
             spec = SamplingSpec(n_frames=frames, size=resolution)
 
             def make_runner(batch_size: int, spec: SamplingSpec = spec) -> Callable[[Sequence[Example]], BatchTiming]:
@@ -528,11 +515,11 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     first_oom = next(({"config": r.config, "batch_size": r.batch_size, "error": r.error} for r in results if r.status == "oom"), None)
     report = ProfileReport(
         model=config.model,
-        quantization=models.read_quantization(ref.source) if ref.is_local else None,
+        quantization=models.quantization_summary(models.read_quantization(ref.source)) if ref.is_local else None,
         model_weights_bytes=models.weights_bytes(ref.source) if ref.is_local else None,
         model_dir_bytes=models.dir_bytes(ref.source) if ref.is_local else None,
         parameters=sum(p.numel() for p in model.parameters()) + _packed_parameters(model),
-        device=device, dtype=str(runner.input_dtype).replace("torch.", "") if runner.input_dtype else config.dtype,
+        device=device, dtype=str(input_dtype).replace("torch.", "") if input_dtype else config.dtype,
         torch_threads=torch.get_num_threads(), n_samples=config.n_samples, warmup=config.warmup,
         max_new_tokens=config.max_new_tokens, fixed_length=config.fixed_length,
         memory_measure="torch.cuda.max_memory_allocated per batch" if device.startswith("cuda")
@@ -547,7 +534,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
 
 
 def _input_dtype(model) -> Any:
-    """The float dtype the model computes in (pixel values are cast to it)."""
+    """The float dtype the model computes in, for the report."""
     import torch
 
     for p in model.parameters():

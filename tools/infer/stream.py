@@ -291,7 +291,7 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
         raise InputError(f"{config.examples}: example {other_rate.id!r} is sampled at {other_rate.fps} fps, the model "
                          f"was trained at {heads_config.fps} fps (vt-prep dst --fps)")
     cache = FrameCache(config.cache_dir or default_cache_dir())
-    size = models.frame_size(processor)
+    size = ref.family.frame_size(processor)
     events_dir = config.out / "events"
     done = 0
     with Progress("stream videos", len(examples)) as progress:

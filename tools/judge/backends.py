@@ -274,7 +274,6 @@ class HFBackend:
         except OSError as err:
             raise InputError(f"cannot load the judge model from {model!r}: {err}") from err
         self.model.eval()
-        self.device = next(self.model.parameters()).device
 
     def close(self) -> None:
         pass
@@ -297,18 +296,19 @@ class HFBackend:
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str) -> str:
         import torch
 
+        from videotune.core import models
+
         # One generation at a time: a single model on one device gains nothing from threads.
         with self._lock:
             self.counter.add("requests")
-            input_ids = self._prompt_ids(messages).to(self.device)
+            input_ids = self._prompt_ids(messages)
             torch.manual_seed(self.seed)
-            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=self.max_tokens,
-                    do_sample=False, pad_token_id=pad,
-                )
-            return self.tokenizer.decode(out[0, input_ids.shape[1]:], skip_special_tokens=True).strip()
+            answers = models.generate(
+                self.model, self.tokenizer, {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
+                max_new_tokens=self.max_tokens,
+                stop_ids=models.stop_token_ids(self.tokenizer, generation_config=self.model.generation_config),
+            )
+            return answers.texts[0]
 
 
 def make_backend(

@@ -26,8 +26,9 @@ from typing import Any, Literal
 import numpy as np
 
 from videotune.core.image import letterbox
-from videotune.core.schemas import Example, FrameSpec, Message
-from videotune.core.video import SamplingSpec, VideoInfo, plan_frames, probe, time_instruction
+from videotune.core.io import InputError
+from videotune.core.schemas import Example, FrameSpec
+from videotune.core.video import SamplingSpec, VideoInfo, plan_frames, probe, restate_frames
 from videotune.prep.derive import FrameFn
 
 ResizeMode = Literal["square", "longest", "letterbox"]
@@ -66,16 +67,6 @@ def fps_window(path: Path, info: VideoInfo, n_frames: int, ratio: float) -> Samp
     return SamplingSpec(n_frames=n_frames, start_s=every[first], end_s=every[first + span])
 
 
-def restate(example: Example, old_intro: str, new_intro: str) -> Example | None:
-    """`example` with its prompt's time sentence replaced; None when the prompt does not hold it."""
-    messages = list(example.messages)
-    for index, message in enumerate(messages):
-        if message.role == "user" and old_intro in message.content:
-            messages[index] = Message(role="user", content=message.content.replace(old_intro, new_intro, 1))
-            return example.model_copy(update={"messages": messages})
-    return None
-
-
 def frame_variant(example: Example, path: Path, plan: FramePlan) -> Example:
     """`example` sampling the frames `plan` asks for; ValueError says why it cannot."""
     if example.frames is None:
@@ -86,12 +77,10 @@ def frame_variant(example: Example, path: Path, plan: FramePlan) -> Example:
     else:
         spec = fps_window(path, info, plan.n_frames, plan.fps_ratio)
     _, timestamps = plan_frames(path, spec)
-    duration_s = float(example.meta.get("duration_s", info.duration_s))
-    old_intro = time_instruction(duration_s, example.frames.timestamps_s)
-    varied = restate(example, old_intro, time_instruction(duration_s, timestamps))
-    if varied is None:
-        raise ValueError("the prompt does not state the frame times the way vt-prep build writes them "
-                         f"({old_intro[:60]!r}...), so the new times cannot be put in its place")
+    try:
+        varied = restate_frames(example, timestamps, info.duration_s)
+    except InputError as err:
+        raise ValueError(str(err)) from err
     sampling = {"n_frames": spec.n_frames, "start_s": spec.start_s, "end_s": spec.end_s}
     meta = {**example.meta, "frames_variant": {"name": plan.name, **plan.params()}, "sampling": sampling}
     return varied.model_copy(update={"frames": FrameSpec(n=len(timestamps), timestamps_s=timestamps), "meta": meta})

@@ -19,7 +19,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,8 @@ from videotune.core.io import InputError, read_json, read_jsonl, replace_dir, wr
 from videotune.core.manifest import RunManifest
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
-from videotune.core.video import example_sampling, sample_frames
+from videotune.core.video import example_sampling, sample_frames, with_sampled_frames
 from videotune.quantize.methods import METHODS, quantize, size_report
-from videotune.quantize.reference import REFERENCE_ARCHS, build_reference
 
 log = logging.getLogger("videotune.quantize")
 console = Console()
@@ -63,8 +61,9 @@ class BenchConfig(CommandConfig):
     data_root: Path = Field(description="folder the examples' media paths are relative to")
     out: Path = Field(description="output folder")
     tiny_model: Path | None = Field(None, description="a tiny model directory [default: build one into OUT/models/tiny]")
-    reference: str = Field("smolvlm2-256m", description=f"real architecture to build with random weights ({', '.join(REFERENCE_ARCHS)}; "
-                           "'none' to skip)")
+    reference: str = Field(
+        "smolvlm2-256m",
+        description=f"real architecture to build with random weights ({', '.join(models.reference_archs())}; 'none' to skip)")
     methods: list[str] = Field(["fp32", "bf16", "int8-dynamic", "int8-weight"], description="methods; fp32 is the baseline")
     batch_sizes: list[int] = Field([1, 8], description="batch sizes profiled; the first is the latency baseline")
     n_samples: int = Field(8, ge=1, description="recorded samples per batch size, real-size model")
@@ -103,13 +102,13 @@ def _ensure_models(config: BenchConfig) -> dict[str, Path]:
                 models.build_tiny("smolvlm2", tmp, texts, seed=config.seed)
         found["tiny"] = target
     if config.reference != "none":
-        if config.reference not in REFERENCE_ARCHS:
-            raise InputError(f"--reference {config.reference!r}: one of {', '.join(REFERENCE_ARCHS)} or 'none'")
+        if config.reference not in models.reference_archs():
+            raise InputError(f"--reference {config.reference!r}: one of {', '.join(models.reference_archs())} or 'none'")
         target = config.out / "models" / f"{config.reference}-random"
         if not (target / "config.json").is_file():
             texts = texts or _corpus_texts(config.corpus)
             with replace_dir(target) as tmp:
-                build_reference(config.reference, tmp, texts, seed=config.seed)
+                models.build_reference(config.reference, tmp, texts, seed=config.seed)
         found[config.reference] = target
     return found
 
@@ -209,38 +208,34 @@ def paired_ratios(times: dict[str, list[float]], baseline: str = "fp32", seed: i
 
 def paired_latency(model_dirs: dict[str, Path], examples: list[Example], data_root: Path, frames: int,
                    max_new_tokens: int, rounds: int) -> dict[str, list[float]]:
-    """Seconds per `model.generate` (prefill + `max_new_tokens` greedy tokens, batch 1) of every method on
+    """Seconds of generation (prefill + `max_new_tokens` greedy tokens, batch 1) of every method on
     every example, all models loaded in this one process and taking turns on each example (the order
     rotating), so that what the machine does meanwhile falls on all of them alike: one vt-infer profile
     after another differed by up to 15-20% between identical runs here. Frames are decoded and encoded
     once per example and method before timing: the part timed is the one precision changes."""
-    import torch
-
-    loaded = {m: models.load(models.resolve(str(d)), dtype="auto") for m, d in model_dirs.items()}
+    refs = {m: models.resolve(str(d)) for m, d in model_dirs.items()}
+    loaded = {m: (ref, *models.load(ref, dtype="auto")) for m, ref in refs.items()}
     inputs: dict[str, list[dict[str, Any]]] = {m: [] for m in loaded}
     for example in examples:
-        for method, (model, processor) in loaded.items():
-            spec = example_sampling(example, models.frame_size(processor), frames)
+        for method, (ref, model, processor) in loaded.items():
+            spec = example_sampling(example, ref.family.frame_size(processor), frames)
             video = sample_frames(data_root / example.media, spec)
-            family = models.family_of_processor(processor)
-            encoded = models.encode_batch(processor, family, [example.messages[-2].content], [video.frames],
-                                          [video.timestamps_s], [video.duration_s], padding_side="left")
-            dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-            if "pixel_values" in encoded:
-                encoded["pixel_values"] = encoded["pixel_values"].to(dtype)
-            inputs[method].append(encoded)
+            prompt = with_sampled_frames(example, video).messages[-2].content
+            encoded = models.encode_batch(processor, ref.family, [prompt], [video.frames], [video.timestamps_s],
+                                          [video.duration_s], padding_side="left")
+            inputs[method].append(models.prepare_inputs(model, encoded))
     times: dict[str, list[float]] = {m: [] for m in loaded}
     methods = list(loaded)
     turn = 0
-    with torch.inference_mode(), Progress("paired latency", rounds * len(examples) * len(methods)) as progress:
+    with Progress("paired latency", rounds * len(examples) * len(methods)) as progress:
         for _ in range(rounds):
             for index in range(len(examples)):
                 for method in methods[turn % len(methods):] + methods[:turn % len(methods)]:
-                    model = loaded[method][0]
-                    start = time.perf_counter()
-                    model.generate(**inputs[method][index], max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
-                                   do_sample=False)
-                    times[method].append(time.perf_counter() - start)
+                    ref, model, processor = loaded[method]
+                    answers = models.generate(model, processor.tokenizer, inputs[method][index],
+                                              max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
+                                              stop_ids=models.stop_token_ids(processor.tokenizer, ref.family))
+                    times[method].append(answers.total_s)
                     progress.advance()
                 turn += 1
     return times

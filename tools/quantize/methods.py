@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from videotune.core import models
-from videotune.core.io import InputError, write_json
+from videotune.core.io import InputError
 
 log = logging.getLogger("videotune.quantize")
 
@@ -122,7 +122,7 @@ def calibration_texts(examples_path: Path, limit: int) -> list[str]:
     return texts
 
 
-def _marker(method: str, source: Path, details: dict[str, Any]) -> dict[str, Any]:
+def _marker(method: str, source: Path, details: dict[str, Any]) -> models.CheckpointMeta:
     import torch
 
     versions = {"torch": torch.__version__}
@@ -132,7 +132,8 @@ def _marker(method: str, source: Path, details: dict[str, Any]) -> dict[str, Any
         versions["torchao"] = torchao.__version__
     except ImportError:
         pass
-    return {"quantization": {"method": method, "source": str(source), **details, "versions": versions}}
+    return models.CheckpointMeta(
+        quantization=models.QuantizationMeta(method=method, source=str(source), **details, versions=versions))
 
 
 def quantize(
@@ -155,19 +156,20 @@ def quantize(
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
     existing = models.read_quantization(source)
-    if existing and existing.get("method") not in ("fp32", "bf16", "fp16"):
-        raise InputError(f"{source}: already quantized ({existing.get('method')}); start from a float checkpoint")
+    if existing is not None and existing.method not in models.FLOAT_METHODS:
+        raise InputError(f"{source}: already quantized ({existing.method}); start from a float checkpoint")
+    ref = models.resolve(str(source))
     processor = AutoProcessor.from_pretrained(source)
     details: dict[str, Any]
     if method in _DTYPES:
         dtype = _DTYPES[method]
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=getattr(torch, dtype))
+        model, _ = models.load(ref, dtype=dtype)
         model.save_pretrained(out_dir)
         details = {"dtype": dtype, "note": "load with dtype 'auto' (vt-infer profile's default) or this dtype to run in it"}
     elif method == "int8-dynamic":
         if min_int8_weights < 0:
             raise InputError(f"min_int8_weights {min_int8_weights}: a number of weights, >= 0")
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
+        model, _ = models.load(ref, dtype="float32")
         kept = models.quantize_dynamic_int8(model, min_int8_weights)
         model.config.save_pretrained(out_dir)
         model.generation_config.save_pretrained(out_dir)
@@ -184,7 +186,7 @@ def quantize(
             "note": "transformers cannot reload this; videotune.core.models.load rebuilds it from this file",
         }
     elif method in ("int8-weight", "int4-weight"):
-        reference = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32)
+        reference, _ = models.load(ref, dtype="float32")
         config, details = torchao_config(method, reference, group_size)
         del reference
         model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, quantization_config=config, device_map="cpu")
@@ -193,7 +195,7 @@ def quantize(
     else:  # gptq
         details = _gptq(source, out_dir, calibration, group_size, bits)
     processor.save_pretrained(out_dir)
-    write_json(out_dir / models.QUANTIZATION_FILE, _marker(method, source, details))
+    models.write_checkpoint_meta(out_dir, _marker(method, source, details))
     return QuantizeResult(method, out_dir, details)
 
 

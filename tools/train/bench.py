@@ -76,8 +76,8 @@ def _batches(model_dir: Path, config: TrainBenchConfig, n: int, batch_size: int,
     ref = models.resolve(str(model_dir))
     model, processor = models.load(ref)
     if frame_size is not None:
-        models.set_frame_size(processor, model.config, frame_size)
-    items = load_decoded(config.examples, config.data_root, models.frame_size(processor), cache, frames)
+        ref.family.set_frame_size(processor, model.config, frame_size)
+    items = load_decoded(config.examples, config.data_root, ref.family.frame_size(processor), cache, frames)
     collator = VideoCollator(items, processor, ref.family)
     order = [i % len(items) for i in range(n * batch_size)]
     return [collator([{"index": i} for i in order[b * batch_size:(b + 1) * batch_size]]) for b in range(n)]
@@ -212,9 +212,10 @@ def data_time(config: TrainBenchConfig, scratch: Path) -> dict[str, Any]:
     summary = run_sft(SftConfig(model=str(config.tiny_model), train=config.examples, data_root=config.data_root,
                                 out=scratch / "run", epochs=2, batch_size=config.batch_size, frames=config.frames,
                                 cache_dir=cache_dir, save_every_epochs=2, logging_steps=50))
-    _, processor = _load(config.tiny_model)
+    ref = models.resolve(str(config.tiny_model))
+    _, processor = models.load(ref)
     started = time.monotonic()
-    load_decoded(config.examples, config.data_root, models.frame_size(processor), FrameCache(cache_dir), config.frames)
+    load_decoded(config.examples, config.data_root, ref.family.frame_size(processor), FrameCache(cache_dir), config.frames)
     warm = time.monotonic() - started
     epochs = summary["data_times_s"]
     return {"decode_cold_s": summary["decode_s"], "decode_warm_s": round(warm, 3),

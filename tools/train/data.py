@@ -14,7 +14,7 @@ from videotune.core.image import is_image_path, load_image
 from videotune.core.io import read_jsonl
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example
-from videotune.core.video import FrameCache, example_sampling
+from videotune.core.video import FrameCache, example_sampling, with_sampled_frames
 
 
 @dataclass
@@ -33,7 +33,8 @@ def load_decoded(
     """Read examples and decode each clip's frames once (through the on-disk cache).
 
     Frames are decoded straight to the model's input size, so epochs and sweeps reuse them
-    and the processor never resizes full frames at every step.
+    and the processor never resizes full frames at every step. Where `n_frames` changes a clip's frame
+    count, its prompt's time sentence is restated for the frames kept (InputError where it cannot be).
     """
     examples = read_jsonl(examples_path, Example)
     decoded = []
@@ -46,6 +47,8 @@ def load_decoded(
                 progress.advance()
                 continue
             sampled = cache.get_or_sample(data_root / example.media, example_sampling(example, frame_size, n_frames))
+            # the prompt states the frames the model gets (`n_frames` may change their count)
+            example = with_sampled_frames(example, sampled)
             decoded.append(DecodedExample(example, sampled.frames, sampled.timestamps_s, sampled.duration_s))
             progress.advance()
     return decoded

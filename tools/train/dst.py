@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from videotune.core import models
 from videotune.core import stream as fmt
 from videotune.core.cli import CommandConfig
-from videotune.core.io import InputError, atomic_write_text, read_jsonl, replace_dir, write_json
+from videotune.core.io import InputError, read_jsonl, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, StreamExample
@@ -381,7 +381,7 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
         manifest.add_input(ref.source, name="base_model")
     model, processor = models.load(ref, dtype=config.dtype)
     cache = FrameCache(config.cache_dir or default_cache_dir())
-    size = models.frame_size(processor)
+    size = ref.family.frame_size(processor)
     train_videos = load_videos(config.train, config.data_root, size, cache)
     val_videos = load_videos(config.val, config.data_root, size, cache) if config.val else []
     fps = {v.example.fps for v in train_videos + val_videos}
@@ -457,8 +457,7 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
         fmt.save_heads(tmp, heads, fmt.HeadsConfig(hidden_size=hidden, speak_threshold=thresholds["speak"],
                                                     dst_threshold=thresholds["dst_update"], fps=fps.pop(),
                                                     max_frames=config.max_frames))
-        atomic_write_text(tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode,
-                                                              "task": "stream"}))
+        models.write_checkpoint_meta(tmp, models.CheckpointMeta(base_model=config.model, mode=config.mode, task="stream"))
     history = _history(trainer.state.log_history)
     write_json(config.out / "loss_history.json", history)
     summary = {

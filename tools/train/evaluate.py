@@ -98,10 +98,9 @@ def generate_answers(
     ref = models.resolve(str(model_dir))
     model, processor = models.load(ref, dtype=dtype, device=device)
     model.eval()
-    tokenizer = processor.tokenizer
-    stop_ids = sorted(i for i in {tokenizer.convert_tokens_to_ids(ref.family.end_of_turn), tokenizer.eos_token_id} if i is not None)
+    stop_ids = models.stop_token_ids(processor.tokenizer, ref.family)
     cache = FrameCache(cache_dir or default_cache_dir())
-    items: list[DecodedExample] = load_decoded(examples_path, data_root, models.frame_size(processor), cache, frames,
+    items: list[DecodedExample] = load_decoded(examples_path, data_root, ref.family.frame_size(processor), cache, frames,
                                                letterbox=letterbox)
     kinds = ([i for i in items if i.image is None], [i for i in items if i.image is not None])
     batches = [kind[s : s + batch_size] for kind in kinds for s in range(0, len(kind), batch_size)]
@@ -117,22 +116,13 @@ def generate_answers(
                 inputs = models.encode_batch(processor, ref.family, texts, [b.frames for b in batch],
                                              [b.timestamps_s for b in batch], [b.duration_s for b in batch],
                                              padding_side="left")
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            if "pixel_values" in inputs and dtype != "float32":
-                inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, dtype))
-            with torch.inference_mode():
-                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+            answers = models.generate(model, processor.tokenizer, inputs, max_new_tokens=max_new_tokens, stop_ids=stop_ids)
             elapsed = time.perf_counter() - started
-            generated = out[:, inputs["input_ids"].shape[1]:]
             for row, item in enumerate(batch):
-                tokens = generated[row].tolist()
-                length = next((i + 1 for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
-                text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
                 example = item.example
                 predictions.append(Prediction(
-                    id=example.id, model=str(model_dir), prompt=texts[row], prediction=text, reference=example.target,
-                    total_s=round(elapsed, 6), new_tokens=length, status="ok",
+                    id=example.id, model=str(model_dir), prompt=texts[row], prediction=answers.texts[row],
+                    reference=example.target, total_s=round(elapsed, 6), new_tokens=answers.new_tokens[row], status="ok",
                     meta={**example.meta, "media": example.media, "stage_key": stage_of(example)},
                 ))
             progress.advance(len(batch))

@@ -100,7 +100,7 @@ def find_parts(model: Any, family: models.Family) -> Parts:
         except AttributeError as err:
             raise InputError(
                 f"model family {family.name}: no module {path!r} in {type(base).__name__} "
-                "(set vision_module/projector_module/decoder_layers in core.models.FAMILIES)"
+                "(set vision_module/projector_module/decoder_layers in its file under core/models/families/)"
             ) from err
     layers = base.get_submodule(family.decoder_layers)
     return Parts(family.vision_module, (family.projector_module, *family.extra_projector_modules), family.decoder_layers,
@@ -159,37 +159,6 @@ def lora_targets(model: Any, family: models.Family, parts: Parts, first_layer: i
     return names
 
 
-def load_qlora(ref: models.ModelRef, trust_remote_code: bool = False):
-    """Load a model with its language model in 4-bit NF4 (bitsandbytes); CUDA only.
-
-    The vision tower and projector stay in bfloat16: they are small, and quantizing them costs
-    accuracy for little memory.
-    """
-    import torch
-
-    if not torch.cuda.is_available():
-        raise InputError("--mode qlora needs a CUDA GPU (bitsandbytes' 4-bit kernels); use --mode lora on a CPU")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as err:
-        raise InputError("--mode qlora needs bitsandbytes: pip install 'videotune[qlora]' on a CUDA machine") from err
-    from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
-
-    family = ref.family
-    quant = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-        llm_int8_skip_modules=[family.vision_module.rsplit(".", 1)[-1], family.projector_module.rsplit(".", 1)[-1],
-                               "lm_head"],
-    )
-    processor = AutoProcessor.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
-    model = AutoModelForImageTextToText.from_pretrained(
-        ref.source, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0},
-        trust_remote_code=trust_remote_code,
-    )
-    return model, processor
-
-
 def parameter_report(model: Any, family: models.Family) -> dict[str, Any]:
     """Total and trainable parameters, overall and per part (vision, projector, decoder blocks, rest).
 
@@ -238,9 +207,6 @@ def projector_param_names(model: Any, family: models.Family) -> set[str]:
 def report_parameters(model_name: str, options: ModeOptions, trust_remote_code: bool = False) -> dict[str, Any]:
     """Load `model_name`, apply the mode options, and count parameters per part (`vt-train params`)."""
     ref = models.resolve(model_name)
-    if options.mode == "qlora":
-        model, _ = load_qlora(ref, trust_remote_code=trust_remote_code)
-    else:
-        model, _ = models.load(ref, trust_remote_code=trust_remote_code)
+    model, _ = models.load(ref, trust_remote_code=trust_remote_code, four_bit=options.mode == "qlora")
     model = apply_mode(model, ref.family, options)
     return parameter_report(model, ref.family)

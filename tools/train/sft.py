@@ -23,9 +23,10 @@ from pydantic import Field, model_validator
 
 from videotune.core import models
 from videotune.core.cli import CommandConfig
-from videotune.core.io import InputError, atomic_write_text, replace_dir, write_json
+from videotune.core.io import InputError, read_jsonl, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
-from videotune.core.video import FrameCache, default_cache_dir
+from videotune.core.schemas import Example
+from videotune.core.video import FrameCache, check_frames_restatable, default_cache_dir
 from videotune.train.modes import ModeOptions
 
 log = logging.getLogger("videotune.train")
@@ -60,7 +61,9 @@ class SftConfig(CommandConfig, ModeOptions):
     weighted_sampler: bool = Field(
         False, description="with --class-weights: draw training examples with those weights (with replacement) "
         "and keep the loss unweighted, instead of weighting the loss")
-    frames: int | None = Field(None, ge=1, description="frames per clip [default: as built into the examples]")
+    frames: int | None = Field(
+        None, ge=1, description="frames per clip; the prompts' time sentences are restated for them "
+        "[default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
@@ -196,7 +199,7 @@ def run_sft(config: SftConfig) -> dict:
     import torch
 
     from videotune.train.data import VideoCollator, index_dataset, load_decoded
-    from videotune.train.modes import apply_mode, format_report, load_qlora, parameter_report, projector_param_names
+    from videotune.train.modes import apply_mode, format_report, parameter_report, projector_param_names
     from videotune.train.trainer import EpochRecords, VtSFTTrainer
     from videotune.train.weights import example_weights
 
@@ -208,15 +211,16 @@ def run_sft(config: SftConfig) -> dict:
     manifest.add_input(config.train)
     if config.val:
         manifest.add_input(config.val)
+    for path in (config.train, config.val):
+        if path is not None:
+            check_frames_restatable(read_jsonl(path, Example), config.frames, path)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="base_model")
-    if config.mode == "qlora":
-        model, processor = load_qlora(ref, trust_remote_code=config.trust_remote_code)
-    else:
-        model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
+    model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+                                   four_bit=config.mode == "qlora")
     cache = FrameCache(config.cache_dir or default_cache_dir())
-    size = models.frame_size(processor)
+    size = ref.family.frame_size(processor)
     decode_started = time.monotonic()
     train_items = load_decoded(config.train, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
     val_items = (load_decoded(config.val, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
@@ -337,7 +341,7 @@ def _save_outputs(config: SftConfig, ref: Any, trainer: Any, processor: Any, mod
     with replace_dir(model_dir) as model_tmp:
         model.save_pretrained(model_tmp, state_dict=state_dict)
         processor.save_pretrained(model_tmp)
-        atomic_write_text(model_tmp / "videotune.json", json.dumps({"base_model": config.model, "mode": config.mode}))
+        models.write_checkpoint_meta(model_tmp, models.CheckpointMeta(base_model=config.model, mode=config.mode))
 
 
 def _summary(config: SftConfig, params: dict, history: dict, trainer: Any, result: Any, train_s: float,
