@@ -52,6 +52,32 @@ class Family:
     # name -> the config it is built from (see `build_reference`)
     reference_archs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    # ------------------------------------------------------------------ loading
+
+    def load_processor(self, source: str, trust_remote_code: bool = False) -> Any:
+        """The processor of a checkpoint (a local directory or a hub id)."""
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+    def load_model(self, source: str, dtype: Any, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+        """The model of a checkpoint with its weights, as published (`kwargs`: quantization_config,
+        device_map). A family whose checkpoints transformers' Auto classes cannot read overrides this."""
+        from transformers import AutoModelForImageTextToText
+
+        return AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+
+    def empty_model(self, source: str, trust_remote_code: bool = False) -> Any:
+        """The checkpoint's architecture in float32 without reading or initialising its weights (a state dict
+        saved elsewhere fills them: int8-dynamic checkpoints)."""
+        import torch
+        from transformers import AutoConfig, AutoModelForImageTextToText
+        from transformers.initialization import no_init_weights
+
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        with no_init_weights():
+            return AutoModelForImageTextToText.from_config(config, dtype=torch.float32, trust_remote_code=trust_remote_code)
+
     # ------------------------------------------------------------------ geometry
 
     def frame_size(self, processor: Any) -> int:

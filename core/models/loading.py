@@ -22,27 +22,24 @@ def load(ref: ModelRef, dtype: str = "float32", trust_remote_code: bool = False,
          four_bit: bool = False, merge_adapter: bool = True):
     """(model, processor) of `ref`. `trust_remote_code` is opt-in: it runs code shipped with the checkpoint."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     quantization = read_quantization(ref.source) if ref.is_local else None
     torch_dtype = getattr(torch, dtype) if dtype != "auto" else "auto"
     try:
-        processor = AutoProcessor.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+        processor = ref.family.load_processor(ref.source, trust_remote_code=trust_remote_code)
         if quantization is not None and quantization.method == "int8-dynamic":
             if dtype not in ("float32", "auto") or not str(device).startswith("cpu"):
                 raise InputError(
                     f"{ref.source}: an int8-dynamic model runs in float32 on the CPU only "
                     f"(torch.ao's quantized kernels are CPU ones); got dtype {dtype}, device {device}"
                 )
-            model = load_dynamic_int8(ref.source, trust_remote_code=trust_remote_code)
+            model = load_dynamic_int8(ref.family, ref.source, trust_remote_code=trust_remote_code)
         elif quantization is not None and quantization.method == "gptq":
             model = load_gptq(ref.source, device=device, trust_remote_code=trust_remote_code)
         elif four_bit:
             model = _load_four_bit(ref, trust_remote_code)
         else:
-            model = AutoModelForImageTextToText.from_pretrained(
-                ref.source, dtype=torch_dtype, trust_remote_code=trust_remote_code
-            ).to(device)
+            model = ref.family.load_model(ref.source, torch_dtype, trust_remote_code=trust_remote_code).to(device)
     except OSError as err:
         where = "directory" if ref.is_local else "hub id (is the hub reachable, or the model cached?)"
         raise InputError(f"cannot load model from {ref.source} ({where}): {err}") from err
@@ -62,7 +59,7 @@ def _load_four_bit(ref: ModelRef, trust_remote_code: bool):
         import bitsandbytes  # noqa: F401
     except ImportError as err:
         raise InputError("--mode qlora needs bitsandbytes: pip install 'videotune[qlora]' on a CUDA machine") from err
-    from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     family = ref.family
     quant = BitsAndBytesConfig(
@@ -71,10 +68,8 @@ def _load_four_bit(ref: ModelRef, trust_remote_code: bool):
         llm_int8_skip_modules=[family.vision_module.rsplit(".", 1)[-1], family.projector_module.rsplit(".", 1)[-1],
                                "lm_head"],
     )
-    return AutoModelForImageTextToText.from_pretrained(
-        ref.source, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0},
-        trust_remote_code=trust_remote_code,
-    )
+    return family.load_model(ref.source, torch.bfloat16, trust_remote_code=trust_remote_code, quantization_config=quant,
+                             device_map={"": 0})
 
 
 def _with_adapter(model: Any, adapter_dir: str, merge: bool):

@@ -14,6 +14,7 @@ from typing import Any
 
 from videotune.core.io import InputError
 from videotune.core.models.checkpoint import CHECKPOINT_FILE, read_quantization
+from videotune.core.models.family import Family
 
 # The int8-dynamic weights: torch.save of the quantized model's state dict (packed int8 Linear
 # weights with their scales, per-row quint8 embeddings, the rest float32).
@@ -89,14 +90,13 @@ def dynamic_int8_state_dict(model, kept: Sequence[str]) -> dict[str, Any]:
     return state
 
 
-def load_dynamic_int8(model_dir: str | Path, trust_remote_code: bool = False):
+def load_dynamic_int8(family: Family, model_dir: str | Path, trust_remote_code: bool = False):
     """Rebuild an int8-dynamic checkpoint: the architecture from config.json (no weight init), the same
     quantize_dynamic_int8 as vt-quantize applied (with the size threshold videotune.json records; none
     in checkpoints made before it existed: every layer int8), the kept layers' int8 weights dequantized,
     then the state dict loaded strictly."""
     import torch
-    from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
-    from transformers.initialization import no_init_weights
+    from transformers import GenerationConfig
 
     model_dir = Path(model_dir)
     weights = model_dir / DYNAMIC_INT8_WEIGHTS
@@ -105,9 +105,7 @@ def load_dynamic_int8(model_dir: str | Path, trust_remote_code: bool = False):
     quantization = read_quantization(model_dir)  # validated: a whole number >= 0, or absent
     min_weights = quantization.min_int8_weights if quantization is not None else None
     min_weights = min_weights or 0
-    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    with no_init_weights():  # every weight is overwritten by the state dict below
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    model = family.empty_model(str(model_dir), trust_remote_code=trust_remote_code)  # the state dict fills it
     kept = quantize_dynamic_int8(model, min_weights)
     with warnings.catch_warnings():
         # torch's rebuild of quantized tensors touches TypedStorage and the deprecated quantized-tensor

@@ -151,7 +151,6 @@ def quantize(
     float32 (faster there than torch.ao's int8 kernels; 0 runs every layer in int8).
     """
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
@@ -159,7 +158,7 @@ def quantize(
     if existing is not None and existing.method not in models.FLOAT_METHODS:
         raise InputError(f"{source}: already quantized ({existing.method}); start from a float checkpoint")
     ref = models.resolve(str(source))
-    processor = AutoProcessor.from_pretrained(source)
+    processor = ref.family.load_processor(str(source))
     details: dict[str, Any]
     if method in _DTYPES:
         dtype = _DTYPES[method]
@@ -189,7 +188,7 @@ def quantize(
         reference, _ = models.load(ref, dtype="float32")
         config, details = torchao_config(method, reference, group_size)
         del reference
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, quantization_config=config, device_map="cpu")
+        model = ref.family.load_model(str(source), torch.float32, quantization_config=config, device_map="cpu")
         model.save_pretrained(out_dir)
         details["backend"] = "torchao via transformers TorchAoConfig"
     else:  # gptq
