@@ -16,7 +16,13 @@ from videotune.core.io import InputError, ResumableJsonl, read_jsonl
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Prediction
-from videotune.core.video import FrameCache, default_cache_dir, example_sampling, with_sampled_frames
+from videotune.core.video import (
+    FrameCache,
+    check_frames_restatable,
+    default_cache_dir,
+    example_sampling,
+    with_sampled_frames,
+)
 
 log = logging.getLogger("videotune.infer")
 
@@ -59,12 +65,13 @@ def run_generate(config: GenerateConfig) -> dict:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     manifest = RunManifest("infer", "generate", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.examples)
+    examples = read_jsonl(config.examples, Example)[: config.limit]
+    check_frames_restatable(examples, config.frames, config.examples)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
     model.eval()
-    examples = read_jsonl(config.examples, Example)[: config.limit]
     cache = FrameCache(config.cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
     model_name = config.model
