@@ -25,7 +25,7 @@ from videotune.core.models.checkpoint import (
     weights_bytes,
     write_checkpoint_meta,
 )
-from videotune.core.models.encoding import encode_batch, encode_image_batch, prompt_text
+from videotune.core.models.encoding import encode_batch, encode_image_batch
 from videotune.core.models.family import FAMILIES, LM_PROJECTIONS, Family, ModelRef, register, resolve
 from videotune.core.models.generation import Generation, generate, prepare_inputs, stop_token_ids
 from videotune.core.models.loading import count_parameters, load
@@ -49,7 +49,7 @@ __all__ = [
     "CHECKPOINT_FILE", "DYNAMIC_INT8_MIN_WEIGHTS", "DYNAMIC_INT8_WEIGHTS", "FAMILIES", "FLOAT_METHODS",
     "LM_PROJECTIONS", "CheckpointMeta", "Family", "Generation", "ModelRef", "QuantizationMeta", "TinySpec",
     "build_reference", "build_tiny", "configure_gptqmodel", "count_parameters", "dir_bytes", "dynamic_int8_state_dict",
-    "encode_batch", "encode_image_batch", "generate", "load", "prepare_inputs", "prompt_text", "quantization_summary",
+    "encode_batch", "encode_image_batch", "generate", "load", "prepare_inputs", "quantization_summary",
     "quantize_dynamic_int8", "read_checkpoint_meta", "read_quantization", "reference_archs", "register", "resolve",
     "stop_token_ids", "tiny_families", "train_tokenizer", "weights_bytes", "write_checkpoint_meta",
 ]

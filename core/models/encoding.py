@@ -14,15 +14,8 @@ import numpy as np
 from videotune.core.models.family import Family
 
 
-def _conversation(user_text: str, with_video: bool) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "video"}] if with_video else []
-    content.append({"type": "text", "text": user_text})
-    return [{"role": "user", "content": content}]
-
-
-def prompt_text(processor: Any, user_text: str, with_video: bool = True) -> str:
-    """The rendered chat prompt up to the assistant's turn (before media expansion)."""
-    return processor.apply_chat_template(_conversation(user_text, with_video), add_generation_prompt=True, tokenize=False)
+def _conversation(user_text: str, media: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"type": media}, {"type": "text", "text": user_text}]}]
 
 
 def encode_batch(
@@ -49,23 +42,8 @@ def encode_batch(
                 "encode_batch: a batch mixes images and videos; batch image examples and video examples separately"
             )
         return encode_image_batch(processor, family, user_texts, images, targets=targets, padding_side=padding_side)
-    tokenizer = processor.tokenizer
-    texts = [prompt_text(processor, t) for t in user_texts]
-    if targets is not None:
-        # SmolVLM: "Assistant:" + " " + target (the space belongs to the target's first token);
-        # ChatML families: "assistant\n" + target
-        texts = [p + family.answer_prefix + t + family.end_of_turn for p, t in zip(texts, targets)]
-    video_inputs = family.video_inputs(videos, timestamps, durations)
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = padding_side
-    try:
-        batch = processor(text=texts, **video_inputs, padding=True, return_tensors="pt")
-    finally:
-        tokenizer.padding_side = previous_side
-    batch = dict(batch)
-    if targets is not None:
-        batch["labels"] = _target_labels(tokenizer, batch["input_ids"], batch["attention_mask"], targets, family)
-    return batch
+    return _tokenize(processor, family, user_texts, "video", family.video_inputs(videos, timestamps, durations),
+                     targets, padding_side)
 
 
 def encode_image_batch(
@@ -82,15 +60,25 @@ def encode_image_batch(
     """
     if len(images) != len(user_texts):
         raise ValueError(f"encode_image_batch: {len(user_texts)} prompts but {len(images)} images")
+    return _tokenize(processor, family, user_texts, "image", {"images": [[np.asarray(i)] for i in images]},
+                     targets, padding_side)
+
+
+def _tokenize(processor: Any, family: Family, user_texts: Sequence[str], media: str, media_inputs: dict[str, Any],
+              targets: Sequence[str] | None, padding_side: str) -> dict[str, Any]:
+    """One user turn per prompt (its media, then its text), rendered by the chat template, the answer appended
+    where there is one, tokenized with the media by the processor."""
     tokenizer = processor.tokenizer
-    conversations = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in user_texts]
-    texts = [processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    texts = [processor.apply_chat_template(_conversation(t, media), add_generation_prompt=True, tokenize=False)
+             for t in user_texts]
     if targets is not None:
+        # SmolVLM: "Assistant:" + " " + target (the space belongs to the target's first token);
+        # ChatML families: "assistant\n" + target
         texts = [p + family.answer_prefix + t + family.end_of_turn for p, t in zip(texts, targets)]
     previous_side = tokenizer.padding_side
     tokenizer.padding_side = padding_side
     try:
-        batch = processor(text=texts, images=[[np.asarray(i)] for i in images], padding=True, return_tensors="pt")
+        batch = processor(text=texts, **media_inputs, padding=True, return_tensors="pt")
     finally:
         tokenizer.padding_side = previous_side
     batch = dict(batch)

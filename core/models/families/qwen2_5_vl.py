@@ -11,17 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from videotune.core.models.families import _qwen
-from videotune.core.models.family import Family, register
+from videotune.core.models.families.qwen2_vl import Qwen2VL
+from videotune.core.models.family import register
 from videotune.core.models.tiny import TinySpec, token_ids
 
 
 @dataclass(frozen=True)
-class Qwen25VL(Family):
-    def frame_size(self, processor: Any) -> int:
-        return _qwen.per_frame_size(processor)
-
-    def set_frame_size(self, processor: Any, model_config: Any, size: int) -> int:
-        return _qwen.set_per_frame_size(processor, size)
+class Qwen25VL(Qwen2VL):
+    """Qwen2-VL's frame geometry; its own classes."""
 
     def build_tiny(self, spec: TinySpec, corpus: Iterable[str]) -> tuple[Any, Any]:
         from transformers import (
