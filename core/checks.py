@@ -178,3 +178,8 @@ def refuse(rejects: Sequence[Reject], out_dir: Path, n_records: int) -> None:
     more = f" (and {len(rejects) - 3} more)" if len(rejects) > 3 else ""
     raise InputError(f"{len(rejects)} of {n_records} records refused before loading the model: {shown}{more}; "
                      f"every reason in {target}")
+
+
+def differences(before: dict, now: dict, keys: Sequence[str]) -> list[str]:
+    """`key: earlier -> now` for each of `keys` whose value differs (a key missing from `before` is skipped)."""
+    return [f"{key} {before[key]!r} -> {now.get(key)!r}" for key in keys if key in before and before[key] != now.get(key)]

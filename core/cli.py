@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from videotune.core.checks import check_model_dir, check_out
-from videotune.core.io import InputError
+from videotune.core.io import InputError, WorkFailed
 from videotune.core.quiet import quiet_libraries
 
 C = TypeVar("C", bound=BaseModel)
@@ -122,8 +122,10 @@ def add_command(
             config = config_cls(**values)
         except ValidationError as err:
             for e in err.errors():
-                flag = "--" + ".".join(map(str, e["loc"])).replace("_", "-")
-                err_console.print(f"[red]error:[/red] {escape(flag)}: {escape(e['msg'])}", soft_wrap=True)
+                where = ".".join(map(str, e["loc"])).replace("_", "-")
+                message = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+                text = f"--{where}: {message}" if where else message  # a check across fields names its own flags
+                err_console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
             raise typer.Exit(2) from None
         out = getattr(config, "out", None)
         new_out = isinstance(out, Path) and config.out_kind == "folder" and not out.exists()
@@ -138,6 +140,9 @@ def add_command(
                 # one line, as written (paths and record ids stay whole: no wrapping, no markup)
                 err_console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
                 raise typer.Exit(2) from None
+            if isinstance(err, WorkFailed):  # a known way to fail, said in full: no traceback
+                err_console.print(f"[red]failed:[/red] {escape(str(err))}", soft_wrap=True)
+                raise typer.Exit(1) from None
             if isinstance(err, KeyboardInterrupt):
                 err_console.print("[yellow]interrupted[/yellow]")
                 raise typer.Exit(130) from None

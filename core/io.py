@@ -27,9 +27,16 @@ class InputError(Exception):
     """Bad input from the user: a CLI reports it and exits with status 2."""
 
 
+class WorkFailed(Exception):
+    """The work ran and its outputs are written, but it did not succeed (every judge request failed,
+    say): a CLI reports it in one line and exits with status 1."""
+
+
 def describe_error(err: ValidationError) -> str:
+    # "Value error, " is pydantic's prefix for a validator's ValueError: the message says enough
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in err.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
     )
 
 

@@ -105,13 +105,15 @@ def test_bad_usage_exits_2(predictions_file, tmp_path, args, env, message, monke
     assert message in result.stderr
 
 
-def test_unauthorized_exits_1(chat_server, predictions_file, tmp_path, monkeypatch):
+def test_unauthorized_is_bad_input(chat_server, predictions_file, tmp_path, monkeypatch):
+    """A 401 names a wrong key, URL or model: exit 2 in one line, no traceback."""
     chat_server.script.append({"status": 401})
     result = invoke(["score", "--predictions", str(predictions_file), "--base-url", chat_server.url, "--model", "m",
                      "--out", str(tmp_path / "o"), "--no-cache", "--concurrency", "1"], monkeypatch,
                     {"OPENAI_API_KEY": SECRET})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "401" in result.stderr and SECRET not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_pairwise_end_to_end(chat_server, tmp_path, monkeypatch):
