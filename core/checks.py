@@ -18,9 +18,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from videotune.core.io import InputError, describe_error, iter_jsonl_lines, write_jsonl
+from videotune.core.io import InputError, describe_error, iter_jsonl_lines, parse_jsonl_line, write_jsonl
 from videotune.core.progress import Progress
 from videotune.core.schemas import Example, Reject
 
@@ -164,6 +164,25 @@ def check_examples(
                 continue
             examples.append(example)
     return examples, rejects
+
+
+def check_media_paths(path: Path, data_root: Path, record_type: type[BaseModel] = Example) -> None:
+    """Refuse every record of `path` whose media leaves `data_root`, all named in one error (nothing is opened).
+
+    For the tools that read media as they go: a file that is missing or unreadable is named
+    when it is reached; one outside the data root is never opened at all.
+    """
+    refused = []
+    for lineno, line in iter_jsonl_lines(path):
+        record = parse_jsonl_line(path, lineno, line, record_type)
+        try:
+            media_path(data_root, record.media)  # type: ignore[attr-defined]
+        except InputError as err:
+            refused.append(f"line {lineno} (id {record.id!r}): {err}")  # type: ignore[attr-defined]
+    if refused:
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        raise InputError(f"{path}: {len(refused)} records name media outside the data root: "
+                         f"{'; '.join(refused[:3])}{more}")
 
 
 def refuse(rejects: Sequence[Reject], out_dir: Path, n_records: int) -> None:

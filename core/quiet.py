@@ -6,6 +6,7 @@ Called once when a command starts, before torch or transformers are imported. Wh
 - transformers' and huggingface_hub's tqdm bars ("Loading weights", "Writing model shards"):
   the tools show their own progress;
 - DataLoader's "'pin_memory' ... no accelerator" warning, printed at every evaluation on a CPU;
+- transformers' FutureWarning that peft's `is_gradient_checkpointing` call is deprecated (LoRA runs);
 - the trainer's "mtime may not be reliable on this filesystem" notice (it sorts checkpoints by
   number instead, which is what a run needs).
 Errors from the same sources still show. Set VT_VERBOSE_LIBRARIES=1 to keep all of it.
@@ -28,6 +29,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=r".*'pin_memory' argument is set as true but no accelerator",
                             category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     # Read once when huggingface_hub is imported (transformers asks it whether bars are on);
     # a user who set it either way keeps their choice.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

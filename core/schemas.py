@@ -226,6 +226,11 @@ class StreamExample(Strict):
     split: Literal["", "train", "val", "test"] = ""
     meta: dict[str, Any] = {}
 
+    @field_validator("media")
+    @classmethod
+    def _relative(cls, media: str) -> str:
+        return relative_media(media)
+
     @model_validator(mode="after")
     def _frames(self) -> StreamExample:
         ids = [n.id for n in self.nodes]

@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 
 from videotune.core import models
 from videotune.core import stream as fmt
+from videotune.core.checks import check_media_paths
 from videotune.core.cli import CommandConfig
 from videotune.core.io import InputError, atomic_write_text, read_jsonl, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
@@ -371,6 +372,9 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
 
     from videotune.train.data import index_dataset
 
+    for path in (config.train, config.val):
+        if path is not None:
+            check_media_paths(path, config.data_root, StreamExample)
     seed_everything(config.seed)
     manifest = RunManifest("train", "dst", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.train)
