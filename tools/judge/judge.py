@@ -176,6 +176,9 @@ def run_resumable(
                 # Fatal error or Ctrl-C: keep what is written, drop what has not started.
                 for future in pending:
                     future.cancel()
+                sink.close()
+                if path.stat().st_size == 0:
+                    path.unlink()  # nothing was answered: no empty verdicts file is left behind
                 raise
     by_id = {row.id: row for row in iter_jsonl(path, model)}  # type: ignore[attr-defined]
     ordered = [by_id[i] for i in ids]
