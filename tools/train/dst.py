@@ -370,6 +370,7 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
     import torch
     from trl import SFTConfig as TrlSFTConfig
 
+    from videotune.train.callbacks import TrainProgress
     from videotune.train.data import index_dataset
 
     for path in (config.train, config.val):
@@ -436,6 +437,7 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
         eval_dataset=index_dataset(range(n_train, len(spans))) if val_spans else None,
         data_collator=collator, processing_class=processor, dst_config=config, heads=heads,
     )
+    TrainProgress.install(trainer)
     started = time.monotonic()
     result = trainer.train()
     train_s = time.monotonic() - started
