@@ -200,5 +200,5 @@ def refuse(rejects: Sequence[Reject], out_dir: Path, n_records: int) -> None:
 
 
 def differences(before: dict, now: dict, keys: Sequence[str]) -> list[str]:
-    """`key: earlier -> now` for each of `keys` whose value differs (a key missing from `before` is skipped)."""
+    """`key earlier -> now` for each of `keys` whose value differs (a key missing from `before` is skipped)."""
     return [f"{key} {before[key]!r} -> {now.get(key)!r}" for key in keys if key in before and before[key] != now.get(key)]

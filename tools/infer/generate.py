@@ -70,6 +70,15 @@ def _batches(examples: list[Example], size: int) -> list[list[Example]]:
 SHAPING_SETTINGS = ("model", "max_new_tokens", "frames", "letterbox", "dtype")
 
 
+def _id_of(line: str) -> object:
+    """The id a JSONL line carries (None for a line that is not a JSON object: beyond --limit, unchecked)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("id") if isinstance(record, dict) else None
+
+
 def check_resume(config: GenerateConfig) -> None:
     """Refuse to continue predictions.jsonl in --out when it holds another run's predictions, naming what differs.
 
@@ -80,7 +89,7 @@ def check_resume(config: GenerateConfig) -> None:
     if not path.is_file():
         return
     ResumableJsonl(path, Prediction).close()  # cuts a last line left half-written by a kill
-    ids = {json.loads(line).get("id") for _, line in iter_jsonl_lines(config.examples)}
+    ids = {_id_of(line) for _, line in iter_jsonl_lines(config.examples)}
     afresh = f"write into another --out, or remove {path} to start afresh"
     for row in iter_jsonl(path, Prediction):
         if row.model != config.model:
