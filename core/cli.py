@@ -15,14 +15,16 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from videotune.core.io import InputError
+from videotune.core.checks import check_model_dir, check_out
+from videotune.core.io import InputError, WorkFailed
+from videotune.core.quiet import quiet_libraries
 
 C = TypeVar("C", bound=BaseModel)
 err_console = Console(stderr=True)
@@ -30,9 +32,25 @@ log = logging.getLogger("videotune")
 
 
 class CommandConfig(BaseModel):
-    """Base of every command's config: unknown fields are refused, values validated on entry."""
+    """Base of every command's config: unknown fields are refused, values validated on entry.
+
+    Before the command runs, its `out` (a folder, or a file where `out_kind` says so) must not
+    be an existing file of the other kind, and a `model` that names a local directory must hold
+    a loadable model (`core.checks`).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    out_kind: ClassVar[Literal["folder", "file"]] = "folder"
+
+
+def preflight(config: BaseModel) -> None:
+    """The checks every command gets before it runs (see CommandConfig)."""
+    out = getattr(config, "out", None)
+    if isinstance(out, Path):
+        check_out(out, kind=getattr(config, "out_kind", "folder"))
+    model = getattr(config, "model", None)
+    if isinstance(model, (str, Path)) and model:
+        check_model_dir(Path(model))
 
 
 def _is_list(annotation: Any) -> bool:
@@ -92,6 +110,7 @@ def add_command(
 
     def command(**kwargs: Any) -> None:
         configure_logging()
+        quiet_libraries()
         values = {}
         for key, value in kwargs.items():
             if isinstance(value, enum.Enum):
@@ -103,21 +122,33 @@ def add_command(
             config = config_cls(**values)
         except ValidationError as err:
             for e in err.errors():
-                flag = "--" + ".".join(map(str, e["loc"])).replace("_", "-")
-                err_console.print(f"[red]error:[/red] {escape(flag)}: {escape(e['msg'])}", soft_wrap=True)
+                where = ".".join(map(str, e["loc"])).replace("_", "-")
+                message = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+                text = f"--{where}: {message}" if where else message  # a check across fields names its own flags
+                err_console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
             raise typer.Exit(2) from None
+        out = getattr(config, "out", None)
+        new_out = isinstance(out, Path) and config.out_kind == "folder" and not out.exists()
         try:
+            preflight(config)
             run(config)
-        except InputError as err:
-            # one line, as written (paths and record ids stay whole: no wrapping, no markup)
-            err_console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
-        except Exception as err:  # the work failed: say what, keep the traceback for the log
+        except BaseException as err:
+            failed = not isinstance(err, typer.Exit) or err.exit_code != 0
+            if new_out and failed:
+                _remove_if_empty(out)  # a failed run leaves no empty --out folder it made
+            if isinstance(err, InputError):
+                # one line, as written (paths and record ids stay whole: no wrapping, no markup)
+                err_console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+                raise typer.Exit(2) from None
+            if isinstance(err, WorkFailed):  # a known way to fail, said in full: no traceback
+                err_console.print(f"[red]failed:[/red] {escape(str(err))}", soft_wrap=True)
+                raise typer.Exit(1) from None
+            if isinstance(err, KeyboardInterrupt):
+                err_console.print("[yellow]interrupted[/yellow]")
+                raise typer.Exit(130) from None
+            if isinstance(err, (typer.Exit, SystemExit)) or not isinstance(err, Exception):
+                raise
+            # the work failed: say what, keep the traceback for the log
             log.exception("failed")
             err_console.print(f"[red]failed:[/red] {type(err).__name__}: {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(1) from None
@@ -126,6 +157,13 @@ def add_command(
     command.__name__ = name.replace("-", "_")
     doc = inspect.getdoc(config_cls) or ""
     app.command(name, help=doc, epilog=f"Example:\n\n    {example}")(command)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only an empty folder goes
+    except OSError:
+        pass
 
 
 def make_app(help_text: str) -> typer.Typer:

@@ -27,9 +27,16 @@ class InputError(Exception):
     """Bad input from the user: a CLI reports it and exits with status 2."""
 
 
-def _describe(err: ValidationError) -> str:
+class WorkFailed(Exception):
+    """The work ran and its outputs are written, but it did not succeed (every judge request failed,
+    say): a CLI reports it in one line and exits with status 1."""
+
+
+def describe_error(err: ValidationError) -> str:
+    # "Value error, " is pydantic's prefix for a validator's ValueError: the message says enough
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in err.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
     )
 
 
@@ -140,24 +147,35 @@ def path_sha256(path: str | Path) -> str:
 # --------------------------------------------------------------------------- JSONL
 
 
-def iter_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
-    """Yield validated records; a bad line raises InputError naming file, line and id."""
+def parse_jsonl_line(path: Path, lineno: int, line: str, model: type[M]) -> M:
+    """One validated record; InputError naming the file, the line and the id when it is bad."""
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {lineno}: malformed JSON at column {err.colno}: {err.msg}") from err
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        rid = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        raise InputError(f"{path}: line {lineno} (id {rid!r}): {describe_error(err)}") from err
+
+
+def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line; InputError when the file is missing."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}: line {lineno}: malformed JSON at column {err.colno}: {err.msg}") from err
-            try:
-                yield model.model_validate(raw)
-            except ValidationError as err:
-                rid = raw.get("id", "?") if isinstance(raw, dict) else "?"
-                raise InputError(f"{path}: line {lineno} (id {rid!r}): {_describe(err)}") from err
+            if line.strip():
+                yield lineno, line
+
+
+def iter_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
+    """Yield validated records; a bad line raises InputError naming file, line and id."""
+    path = Path(path)
+    for lineno, line in iter_jsonl_lines(path):
+        yield parse_jsonl_line(path, lineno, line, model)
 
 
 def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
@@ -210,7 +228,7 @@ class ResumableJsonl:
                     record = self.model.model_validate_json(line)
                 except ValidationError as err:
                     raise InputError(
-                        f"{self.path}: cannot resume: line {lineno} is not a valid record ({_describe(err)})"
+                        f"{self.path}: cannot resume: line {lineno} is not a valid record ({describe_error(err)})"
                     ) from err
                 self.done.add(record.id)  # type: ignore[attr-defined]
             good_end += len(line)
@@ -278,7 +296,7 @@ def read_samples(path: str | Path) -> list[Sample]:
         try:
             sample = Sample.model_validate(row)
         except ValidationError as err:
-            raise InputError(f"{path}: row {index} (id {row.get('id')!r}): {_describe(err)}") from err
+            raise InputError(f"{path}: row {index} (id {row.get('id')!r}): {describe_error(err)}") from err
         if sample.id in seen:
             raise InputError(f"{path}: row {index}: duplicate id {sample.id!r}")
         seen.add(sample.id)

@@ -15,6 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 RubricScore = Annotated[int, Field(strict=True, ge=1, le=5)]
 
 
+def relative_media(media: str) -> str:
+    """`media` when it is a path relative to the data root that stays inside it (no `..`, not absolute).
+
+    A symlink that leads out of the root can only be seen on disk: `core.checks.media_path` refuses it.
+    """
+    parts = media.replace("\\", "/").split("/")
+    if media.startswith(("/", "\\")) or ".." in parts:
+        raise ValueError(f"media path {media!r} must be relative to the data root and stay inside it")
+    return media
+
+
 class Strict(BaseModel):
     # Unknown keys are refused: a typo in a hand-written file should not pass silently.
     model_config = ConfigDict(extra="forbid")
@@ -54,9 +65,7 @@ class Sample(Strict):
     @field_validator("media")
     @classmethod
     def _relative(cls, media: str) -> str:
-        if media.startswith("/") or ".." in media.replace("\\", "/").split("/"):
-            raise ValueError(f"media path {media!r} must be relative to the data root and stay inside it")
-        return media
+        return relative_media(media)
 
     @field_validator("meta")
     @classmethod
@@ -105,6 +114,11 @@ class Example(Strict):
     messages: list[Message] = Field(min_length=2)
     target: str
     meta: dict[str, Any] = {}
+
+    @field_validator("media")
+    @classmethod
+    def _relative(cls, media: str) -> str:
+        return relative_media(media)
 
     @model_validator(mode="after")
     def _ends_with_target(self) -> Example:
@@ -211,6 +225,11 @@ class StreamExample(Strict):
     frames: list[StreamFrame] = Field(min_length=1)
     split: Literal["", "train", "val", "test"] = ""
     meta: dict[str, Any] = {}
+
+    @field_validator("media")
+    @classmethod
+    def _relative(cls, media: str) -> str:
+        return relative_media(media)
 
     @model_validator(mode="after")
     def _frames(self) -> StreamExample:

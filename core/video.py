@@ -868,19 +868,24 @@ def with_sampled_frames(example: Any, sampled: SampledFrames) -> Any:
     return restate_frames(example, sampled.timestamps_s, sampled.duration_s)
 
 
+def frames_restatement_problem(example: Any, n_frames: int | None) -> str | None:
+    """Why `example` cannot be given `n_frames` frames with a prompt that states them, or None: its prompt
+    must hold the time sentence vt-prep build wrote for its frames (see `restate_frames`)."""
+    if n_frames is None or example.frames is None or example.frames.n == n_frames:
+        return None
+    duration = example.meta.get("duration_s")
+    intro = time_instruction(float(duration), example.frames.timestamps_s) if duration is not None else None
+    if intro is not None and any(m.role == "user" and intro in m.content for m in example.messages):
+        return None
+    return (f"--frames {n_frames}: its prompt does not state its {example.frames.n} frames the way vt-prep build "
+            f"writes them, so it cannot be restated for {n_frames} frames; build frame-count variants with "
+            "`vt-prep frames`, or leave the count as built")
+
+
 def check_frames_restatable(examples: Iterable[Any], n_frames: int | None, source: Path | str) -> None:
-    """Before any model loads: InputError naming every video example of `source` whose frame count `n_frames`
-    would change but whose prompt does not state its frames the way vt-prep build writes them."""
-    if n_frames is None:
-        return
-    refused = []
-    for example in examples:
-        if example.frames is None or example.frames.n == n_frames:
-            continue
-        duration = example.meta.get("duration_s")
-        intro = time_instruction(float(duration), example.frames.timestamps_s) if duration is not None else None
-        if intro is None or not any(m.role == "user" and intro in m.content for m in example.messages):
-            refused.append(example.id)
+    """Before any model loads: InputError naming every example of `source` that cannot be given `n_frames`
+    frames with a prompt that says so (see `frames_restatement_problem`)."""
+    refused = [e.id for e in examples if frames_restatement_problem(e, n_frames)]
     if refused:
         shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
         raise InputError(

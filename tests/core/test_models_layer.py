@@ -11,7 +11,7 @@ import torch
 
 from videotune.core import models
 from videotune.core.io import InputError, read_jsonl
-from videotune.core.schemas import Example, Prediction
+from videotune.core.schemas import Example, Prediction, Reject
 from videotune.core.video import (
     SamplingSpec,
     check_frames_restatable,
@@ -202,10 +202,11 @@ def test_generate_refuses_frames_it_cannot_state_before_loading(gym_examples, gy
                                                       example.messages[1]]})
     write_jsonl(tmp_path / "untimed.jsonl", [untimed])
     # the model does not exist: the refusal comes first
-    with pytest.raises(InputError, match="--frames 2: 1 examples do not state their frames"):
+    with pytest.raises(InputError, match="1 of 1 records refused before loading the model: .*--frames 2: its prompt does not"):
         run_generate(GenerateConfig(model=str(tmp_path / "no-model"), examples=tmp_path / "untimed.jsonl",
                                     data_root=gym_raw, out=tmp_path / "g", frames=2))
     assert not (tmp_path / "g/predictions.jsonl").exists()
+    assert "--frames 2" in read_jsonl(tmp_path / "g/rejects.jsonl", Reject)[0].reason
 
 
 def test_training_items_state_their_frames(tiny_model, gym_examples, gym_raw, tmp_path):

@@ -2,8 +2,10 @@
 
 import shutil
 
-from videotune.core.io import read_jsonl, write_jsonl
-from videotune.core.schemas import Example, Prediction
+import pytest
+
+from videotune.core.io import InputError, read_jsonl, write_jsonl
+from videotune.core.schemas import Example, Prediction, Reject
 from videotune.infer.generate import GenerateConfig, _batches, run_generate
 from videotune.prep.build import BuildOptions, build_examples
 from videotune.prep.synth_clinic import ClinicSynthConfig, synth_clinic
@@ -36,11 +38,18 @@ def test_generate_answers_images_and_videos(tiny_model, gym_examples, gym_raw, t
     write_jsonl(tmp_path / "mixed.jsonl", [videos[0], *images, videos[1], broken])
     config = GenerateConfig(model=str(tiny_model), examples=tmp_path / "mixed.jsonl", data_root=root,
                             out=tmp_path / "out", batch_size=4, max_new_tokens=3, letterbox=64, device="cpu")
+    # The broken image is found before the model loads, named by line and id; nothing is generated.
+    with pytest.raises(InputError, match=rf"line {len(images) + 3} \(id 'broken'\): .*broken.png: not a readable image"):
+        run_generate(config)
+    assert not (tmp_path / "out" / "predictions.jsonl").exists()
+    assert [r.record for r in read_jsonl(tmp_path / "out" / "rejects.jsonl", Reject)] == [f"line {len(images) + 3} (id 'broken')"]
+
+    write_jsonl(tmp_path / "mixed.jsonl", [videos[0], *images, videos[1]])
     summary = run_generate(config)
-    assert summary["n_errors_this_run"] == 1  # the broken image, recorded and not fatal
+    assert summary["n_errors_this_run"] == 0
+    assert not (tmp_path / "out" / "rejects.jsonl").exists()  # the earlier refusal's list is gone
     predictions = {p.id: p for p in read_jsonl(tmp_path / "out" / "predictions.jsonl", Prediction)}
-    assert len(predictions) == 2 + len(images) + 1
-    assert predictions["broken"].status == "error" and "broken.png" in predictions["broken"].error
+    assert len(predictions) == 2 + len(images)
     for example in images + videos:
         assert predictions[example.id].status == "ok"
     assert predictions[images[0].id].meta["stage"] == clinic[0].stage

@@ -105,13 +105,15 @@ def test_bad_usage_exits_2(predictions_file, tmp_path, args, env, message, monke
     assert message in result.stderr
 
 
-def test_unauthorized_exits_1(chat_server, predictions_file, tmp_path, monkeypatch):
+def test_unauthorized_is_bad_input(chat_server, predictions_file, tmp_path, monkeypatch):
+    """A 401 names a wrong key, URL or model: exit 2 in one line, no traceback."""
     chat_server.script.append({"status": 401})
     result = invoke(["score", "--predictions", str(predictions_file), "--base-url", chat_server.url, "--model", "m",
                      "--out", str(tmp_path / "o"), "--no-cache", "--concurrency", "1"], monkeypatch,
                     {"OPENAI_API_KEY": SECRET})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "401" in result.stderr and SECRET not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_pairwise_end_to_end(chat_server, tmp_path, monkeypatch):
@@ -135,3 +137,35 @@ def test_pairwise_end_to_end(chat_server, tmp_path, monkeypatch):
 def test_help_has_an_example(monkeypatch):
     result = invoke(["score", "--help"], monkeypatch)
     assert result.exit_code == 0 and "vt-judge score --predictions" in result.stdout
+
+
+def test_every_request_failing_exits_1_with_the_counts(predictions_file, tmp_path):
+    """A closed port: every verdict is an error, and the run says so instead of exiting 0."""
+    result = run(["score", "--predictions", str(predictions_file), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                  "--out", str(tmp_path / "o"), "--no-cache", "--max-retries", "0"])
+    assert result.returncode == 1, result.stderr
+    assert "6 of 6 verdicts ended in error (0 ok, 0 unparseable)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(read_jsonl(tmp_path / "o" / "verdicts.jsonl", Verdict)) == 6  # the errors are recorded
+
+
+def test_one_error_among_answers_exits_1(chat_server, predictions_file, tmp_path, monkeypatch):
+    from judge_fakes import make_predictions
+
+    from videotune.core.io import write_jsonl
+
+    predictions = make_predictions(3)
+    predictions[1] = predictions[1].model_copy(update={"status": "error", "error": "decode failed", "prediction": ""})
+    write_jsonl(tmp_path / "p.jsonl", predictions)
+    result = invoke(["score", "--predictions", str(tmp_path / "p.jsonl"), "--base-url", chat_server.url, "--model", "m",
+                     "--out", str(tmp_path / "o"), "--no-cache"], monkeypatch)
+    assert result.exit_code == 1
+    assert "1 of 3 verdicts ended in error (2 ok, 0 unparseable)" in result.stderr
+
+
+def test_empty_predictions_exit_2(chat_server, tmp_path, monkeypatch):
+    (tmp_path / "p.jsonl").write_text("")
+    result = invoke(["score", "--predictions", str(tmp_path / "p.jsonl"), "--base-url", chat_server.url, "--model", "m",
+                     "--out", str(tmp_path / "o")], monkeypatch)
+    assert result.exit_code == 2
+    assert "no predictions" in result.stderr and not chat_server.requests

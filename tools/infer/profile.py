@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from videotune.core import models
+from videotune.core.checks import check_media_paths
 from videotune.core.cli import CommandConfig
 from videotune.core.io import InputError, atomic_open, read_jsonl, write_json
 from videotune.core.manifest import RunManifest, seed_everything
@@ -476,6 +477,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     examples = read_jsonl(config.examples, Example)
     if not examples:
         raise InputError(f"{config.examples}: no examples")
+    check_media_paths(config.examples, config.data_root)
     for frames in config.frames or []:
         check_frames_restatable(examples, frames, config.examples)
     ref = models.resolve(config.model)

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from videotune.core import models
 from videotune.core import stream as fmt
+from videotune.core.checks import check_media_paths
 from videotune.core.cli import CommandConfig
 from videotune.core.io import InputError, read_jsonl, write_jsonl
 from videotune.core.manifest import RunManifest, seed_everything
@@ -265,6 +266,7 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
 
     from videotune.core.io import iter_jsonl
 
+    check_media_paths(config.examples, config.data_root, StreamExample)
     seed_everything(config.seed)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     manifest = RunManifest("infer", "stream", config.model_dump(mode="json"), config.out, seed=config.seed)

@@ -4,7 +4,7 @@ A backend turns chat messages into answer text. It does not parse or validate th
 (`judge.py` does), and it does not cache (`cache.py`). The OpenAI backend retries transport
 failures; what is left after its retries is raised as `TransportError`, which the caller
 records as a verdict with status `error`. `FatalBackendError` (bad key, unknown model or
-URL) stops the run: every further request would fail the same way.
+URL) stops the run as bad input: every further request would fail the same way.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ class TransportError(Exception):
     """The judge could not be reached or kept failing after the retries: the verdict is `error`."""
 
 
-class FatalBackendError(Exception):
-    """The server refuses every request (authentication, unknown model or URL): the run stops."""
+class FatalBackendError(InputError):
+    """The server refuses every request (authentication, unknown model or URL): the run stops.
+
+    Bad input (a wrong --base-url, --model or API key): exit 2, verdicts already written are kept.
+    """
 
 
 class _BadRequest(Exception):

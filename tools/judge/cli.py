@@ -11,7 +11,7 @@ from pydantic import Field
 from rich.console import Console
 
 from videotune.core.cli import CommandConfig, add_command, make_app, run_app
-from videotune.core.io import InputError, read_jsonl, write_json
+from videotune.core.io import InputError, WorkFailed, read_jsonl, write_json
 from videotune.core.manifest import RunManifest, seed_everything
 from videotune.core.schemas import Example, Prediction, Verdict
 from videotune.judge.backends import make_backend
@@ -132,6 +132,16 @@ def run_score(config: ScoreConfig) -> None:
         f"{cost['cache_hits']} cache hits"
     )
     console.print(f"wrote {config.out / 'verdicts.jsonl'}")
+    _fail_on_errors(counts, summary["n"], config.out / "verdicts.jsonl", "verdicts")
+
+
+def _fail_on_errors(counts: dict, n: int, path: Path, what: str) -> None:
+    """Exit 1 when any item ended in error (the judge unreachable, or a prediction with status error)."""
+    if counts["error"]:
+        raise WorkFailed(
+            f"{counts['error']} of {n} {what} ended in error ({counts['ok']} ok, {counts['unparseable']} unparseable); "
+            f"each one's reason is in {path}; a rerun asks the judge again for these only"
+        )
 
 
 class PairwiseConfig(BackendOptions):
@@ -164,6 +174,7 @@ def run_pairwise(config: PairwiseConfig) -> None:
         f"{prefs['inconsistent']} (consistency {summary['consistency_rate']})"
     )
     console.print(f"wrote {config.out / 'pairwise.jsonl'}")
+    _fail_on_errors(summary["counts"], summary["n"], config.out / "pairwise.jsonl", "pairs")
 
 
 class AgreementConfig(CommandConfig):

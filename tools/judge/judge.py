@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -162,7 +162,8 @@ def run_resumable(
             pending: set[Future[R]] = {pool.submit(work, item) for item in todo}
             try:
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    # Each result is written the moment it arrives: a kill loses only those in flight.
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     # Keep every finished result before re-raising a worker's fatal error.
                     failed = [f for f in done if f.exception() is not None]
                     for future in done:
@@ -175,6 +176,9 @@ def run_resumable(
                 # Fatal error or Ctrl-C: keep what is written, drop what has not started.
                 for future in pending:
                     future.cancel()
+                sink.close()
+                if path.stat().st_size == 0:
+                    path.unlink()  # nothing was answered: no empty verdicts file is left behind
                 raise
     by_id = {row.id: row for row in iter_jsonl(path, model)}  # type: ignore[attr-defined]
     ordered = [by_id[i] for i in ids]
@@ -184,6 +188,8 @@ def run_resumable(
 
 def score_predictions(predictions: Sequence[Prediction], judge: Judge, out_path: Path, concurrency: int) -> list[Verdict]:
     ids = [p.id for p in predictions]
+    if not ids:
+        raise InputError("predictions: no predictions to judge")
     if len(set(ids)) != len(ids):
         raise InputError("predictions: duplicate ids")
     return run_resumable(

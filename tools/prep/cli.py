@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -175,19 +175,25 @@ class SplitConfig(CommandConfig):
     respect_given: bool = Field(True, description="keep the dataset's own splits when every example has one")
     seed: int = Field(0, description="seed of the group shuffle")
 
-    @model_validator(mode="after")
-    def _three(self) -> SplitConfig:
-        if len(self.ratios) != 3:
-            raise ValueError("ratios takes three numbers: train,val,test")
-        return self
+    @field_validator("ratios")
+    @classmethod
+    def _three_shares(cls, ratios: list[float]) -> list[float]:
+        if len(ratios) != 3:
+            raise ValueError("takes three numbers: train,val,test")
+        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+            raise ValueError(f"{','.join(f'{r:g}' for r in ratios)}: the shares must be non-negative and sum to 1")
+        return ratios
 
 
 def split_command(config: SplitConfig) -> None:
-    from videotune.prep.split import split_examples
+    from videotune.prep.split import split_examples, uses_given_splits
 
     examples = read_jsonl(config.examples, Example)
     manifest = RunManifest("prep", "split", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.examples)
+    if uses_given_splits(examples, config.respect_given):
+        console.print(f"every example carries its dataset's own split: kept those, --ratios "
+                      f"{','.join(f'{r:g}' for r in config.ratios)} unused (--no-respect-given splits by the ratios)")
     splits = split_examples(examples, tuple(config.ratios), config.seed, config.respect_given)
     table = Table(title="split")
     for column in ("split", "examples", "groups"):

@@ -193,6 +193,7 @@ def import_vqa_command(config: ImportVqaConfig) -> None:
 class ExportLlavaConfig(CommandConfig):
     """Write examples as LLaVA conversation JSON (LLaVA-Video, Mobile-VideoGPT and other LLaVA codebases)."""
 
+    out_kind = "file"
     examples: list[Path] = Field(description="examples JSONL file(s), comma-separated (e.g. examples/train.jsonl,examples/val.jsonl)")
     out: Path = Field(description="the LLaVA JSON file to write; its manifest goes beside it as <name>.run.json")
     ids: Literal["example", "sample"] = Field("example", description="record id: the example's or its sample's")

@@ -39,6 +39,11 @@ def assign_groups(group_sizes: dict[str, int], ratios: tuple[float, float, float
     return assignment
 
 
+def uses_given_splits(examples: list[Example], respect_given: bool) -> bool:
+    """Whether `split_examples` keeps the dataset's own splits (then the ratios play no part)."""
+    return respect_given and bool(examples) and all(e.meta.get("split", "") in SPLITS for e in examples)
+
+
 def split_examples(
     examples: list[Example], ratios: tuple[float, float, float], seed: int, respect_given: bool = True
 ) -> dict[str, list[Example]]:
@@ -47,7 +52,7 @@ def split_examples(
         if not example.meta.get("group"):
             raise InputError(f"example {example.id!r} has no meta.group: the split cannot prevent leakage")
     given = [e.meta.get("split", "") for e in examples]
-    if respect_given and examples and all(g in SPLITS for g in given):
+    if uses_given_splits(examples, respect_given):
         by_group: dict[str, set[str]] = defaultdict(set)
         for example, split in zip(examples, given):
             by_group[example.meta["group"]].add(split)

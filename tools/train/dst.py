@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 
 from videotune.core import models
 from videotune.core import stream as fmt
+from videotune.core.checks import check_media_paths
 from videotune.core.cli import CommandConfig
 from videotune.core.io import InputError, read_jsonl, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
@@ -369,8 +370,12 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
     import torch
     from trl import SFTConfig as TrlSFTConfig
 
+    from videotune.train.callbacks import TrainProgress
     from videotune.train.data import index_dataset
 
+    for path in (config.train, config.val):
+        if path is not None:
+            check_media_paths(path, config.data_root, StreamExample)
     seed_everything(config.seed)
     manifest = RunManifest("train", "dst", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.train)
@@ -432,6 +437,7 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
         eval_dataset=index_dataset(range(n_train, len(spans))) if val_spans else None,
         data_collator=collator, processing_class=processor, dst_config=config, heads=heads,
     )
+    TrainProgress.install(trainer)
     started = time.monotonic()
     result = trainer.train()
     train_s = time.monotonic() - started

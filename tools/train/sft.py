@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from videotune.core import models
+from videotune.core.checks import check_examples, differences, refuse
 from videotune.core.cli import CommandConfig
-from videotune.core.io import InputError, read_jsonl, replace_dir, write_json
+from videotune.core.io import InputError, file_sha256, replace_dir, write_json
 from videotune.core.manifest import RunManifest, seed_everything
-from videotune.core.schemas import Example
-from videotune.core.video import FrameCache, check_frames_restatable, default_cache_dir
+from videotune.core.video import FrameCache, default_cache_dir
 from videotune.train.modes import ModeOptions
 
 log = logging.getLogger("videotune.train")
@@ -88,6 +88,63 @@ class SftConfig(CommandConfig, ModeOptions):
         if self.weighted_sampler and self.class_weights is None:
             raise ValueError("--weighted-sampler needs --class-weights (the sampling weights)")
         return self
+
+    @field_validator("max_steps")
+    @classmethod
+    def _some_steps(cls, max_steps: int) -> int:
+        if max_steps == 0 or max_steps < -1:
+            raise ValueError(f"must be a positive number of steps, or -1 for all epochs (got {max_steps})")
+        return max_steps
+
+
+# Settings a resumed run may change: where things are written or read from, and how often it logs
+# or saves. Every other setting shapes the steps already taken, so `--resume` refuses a change.
+RESUME_MAY_CHANGE = frozenset({
+    "resume", "out", "train", "val", "data_root", "cache_dir", "logging_steps", "save_every_epochs",
+    "save_every_steps", "save_total_limit", "gradient_checkpointing", "trust_remote_code",
+})
+
+
+def run_settings(config: SftConfig) -> dict[str, Any]:
+    """What each checkpoint records: the resolved config and the content hashes of the example files."""
+    return {"config": config.model_dump(mode="json"),
+            "inputs": {"train": file_sha256(config.train), "val": file_sha256(config.val) if config.val else None}}
+
+
+def check_resume(config: SftConfig) -> None:
+    """Refuse `--resume` onto a checkpoint made with other settings or other examples, naming what differs."""
+    from videotune.train.callbacks import SETTINGS_FILE, read_settings
+
+    checkpoint = last_complete_checkpoint(config.out / "checkpoints") if config.resume else None
+    if checkpoint is None:
+        return
+    saved = read_settings(checkpoint)
+    if saved is None:
+        log.warning("%s has no %s: cannot check that this run's settings match it", checkpoint, SETTINGS_FILE)
+        return
+    now = run_settings(config)
+    keys = [k for k in SftConfig.model_fields if k not in RESUME_MAY_CHANGE]
+    changed = differences(saved.get("config", {}), now["config"], keys)
+    changed += [f"{name} examples (other content)" for name in ("train", "val")
+                if name in saved.get("inputs", {}) and saved["inputs"][name] != now["inputs"][name]]
+    if changed:
+        raise InputError(
+            f"--resume: {checkpoint} was made with other settings: {'; '.join(changed)}. Resume with the same "
+            f"settings, or drop --resume to start afresh (its checkpoints are then removed)"
+        )
+
+
+def check_inputs(config: SftConfig) -> None:
+    """Every training and validation record and clip, and the checkpoint to resume from, checked before
+    the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
+    rejects, n_records = [], 0
+    for path in (config.train, config.val):
+        if path is not None:
+            examples, refused = check_examples(path, config.data_root, config.frames)
+            rejects += refused
+            n_records += len(examples) + len(refused)
+    refuse(rejects, config.out, n_records)
+    check_resume(config)
 
 
 def _history(log_history: list[dict]) -> dict[str, list[dict]]:
@@ -198,6 +255,7 @@ def trainer_args(config: SftConfig, batch_size: int, n_train: int, has_val: bool
 def run_sft(config: SftConfig) -> dict:
     import torch
 
+    from videotune.train.callbacks import SettingsInCheckpoints, TrainProgress
     from videotune.train.data import VideoCollator, index_dataset, load_decoded
     from videotune.train.modes import apply_mode, format_report, parameter_report, projector_param_names
     from videotune.train.trainer import EpochRecords, VtSFTTrainer
@@ -206,14 +264,12 @@ def run_sft(config: SftConfig) -> dict:
     # ---- setup
     if config.auto_batch_size is not None and not torch.cuda.is_available():
         raise InputError("--auto-batch-size measures GPU memory and needs CUDA; on a CPU pass --batch-size")
+    check_inputs(config)
     seed_everything(config.seed)
     manifest = RunManifest("train", "sft", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.train)
     if config.val:
         manifest.add_input(config.val)
-    for path in (config.train, config.val):
-        if path is not None:
-            check_frames_restatable(read_jsonl(path, Example), config.frames, path)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="base_model")
@@ -271,6 +327,8 @@ def run_sft(config: SftConfig) -> dict:
         projector_lr=config.projector_lr,
     )
     trainer.add_callback(EpochRecords(trainer, collator))
+    TrainProgress.install(trainer)
+    trainer.add_callback(SettingsInCheckpoints(run_settings(config)))
     accelerator = trainer.accelerator
     # Under accelerate/torchrun every process runs this function on the same folder: one process
     # deletes and writes, the others wait for it.
