@@ -337,7 +337,7 @@ def render_all(rqs: list[str], models: list[str], out_root: str = "results") -> 
         if spec.get("skip_if_unset") and not os.environ.get(spec["skip_if_unset"]):
             continue
         deps += [f"{root}/{rq}/{slug(m)}" for m in models]
-    outs = [f"{root}/RESULTS_SUMMARY.md", f"{root}/run.json"]
+    outs = [f"{root}/RESULTS_SUMMARY.md"]
     for stem in ("results", "models_x_experiments", "recommendations"):
         outs += [f"{root}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
     outs += [f"{root}/{rq}/{name}" for rq in rqs for name in ("summary.md", "table.csv", "table.md", "table.tex",

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from videotune.analyze import metric_table
 from videotune.analyze.bootstrap import point_and_ci
 from videotune.analyze.bootstrap import ratio as _ratio
 from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
@@ -384,6 +385,8 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
         functions[f"span_seed002_ap/{e}"] = lambda W, has=has, ok=ok: _ratio(W @ ok.astype(float), W @ has.astype(float))
     functions["span_seed002_map"] = lambda W: _nanmean_rows([functions[f"span_seed002_ap/{e}"](W) for e in ERROR_KEYS])
     functions.update(latency_functions(predictions))
+    table_functions, table_scores = metric_table.example_functions("aqa", predictions)
+    functions.update(table_functions)
 
     values, ci95 = point_and_ci(functions, n, n_bootstrap, seed)
     # Point estimates of detection come from sklearn itself; the weighted formula above
@@ -466,4 +469,5 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
                 "span_miou": float(iou_sum[i] / n_spans[i]) if n_spans[i] else None,
             },
         })
+    metric_table.add_example_scores(per_example, table_scores)
     return Scored(Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta), per_example)
