@@ -207,8 +207,12 @@ def _bar_chart(runs: list[Run], metric: str, out_dir: Path, stem: str) -> list[P
 
 
 def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
-                             costs: dict[tuple[str, str], float] | None = None, flat: bool = False) -> Path:
-    """OUT/<experiment>/summary.md (OUT/summary.md if flat), table.{csv,md,tex} and the primary metric's bar chart."""
+                             costs: dict[tuple[str, str], float] | None = None, flat: bool = False,
+                             preface: str | None = None) -> Path:
+    """OUT/<experiment>/summary.md (OUT/summary.md if flat), table.{csv,md,tex} and the primary metric's bar chart.
+
+    `preface` (markdown: the question, the grid, the plots) replaces the title line and heads the page.
+    """
     exp_dir = Path(out_dir) if flat else Path(out_dir) / experiment
     exp_dir.mkdir(parents=True, exist_ok=True)
     metrics = headline_metrics(runs)
@@ -235,7 +239,10 @@ def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
     parts += ["Tables: [CSV](table.csv), [LaTeX](table.tex). Sources: "
               + ", ".join(f"`{r.path}`" for r in runs) + ".", ""]
     target = exp_dir / "summary.md"
-    atomic_write_text(target, "\n".join(parts))
+    text = "\n".join(parts)
+    if preface is not None:
+        text = preface + "\n" + text.split("\n", 1)[-1].strip() + "\n"
+    atomic_write_text(target, text)
     return target
 
 
@@ -272,7 +279,7 @@ def recommendations(experiments: dict[str, list[Run]], use_cases: tuple[UseCase,
 
 
 def write_one_experiment(results: Path, experiment: str, out_dir: Path, costs_path: Path | None = None,
-                         runs_glob: str = "**/metrics.json") -> Path:
+                         runs_glob: str = "**/metrics.json", preface: str | None = None) -> Path:
     """RESULTS holds the runs of one experiment (RESULTS/<run>/metrics.json): OUT/summary.md and its tables."""
     results = Path(results)
     paths = sorted(results.glob(runs_glob)) if results.is_dir() else []
@@ -280,7 +287,7 @@ def write_one_experiment(results: Path, experiment: str, out_dir: Path, costs_pa
         raise InputError(f"{results}: no <run>/metrics.json found")
     runs = [Run(experiment, str(p.parent.relative_to(results)), p, load_metrics(p)) for p in paths]
     costs = load_costs(costs_path) if costs_path is not None else None
-    return write_experiment_summary(experiment, runs, out_dir, costs, flat=True)
+    return write_experiment_summary(experiment, runs, out_dir, costs, flat=True, preface=preface)
 
 
 def write_results_summary(results: Path, out_dir: Path, costs_path: Path | None = None,
