@@ -29,6 +29,7 @@ from videotune.analyze.tables import fmt, markdown_table, write_table
 from videotune.core.io import InputError, atomic_write_text
 from videotune.core.schemas import Metrics
 
+
 @dataclass(frozen=True)
 class UseCase:
     name: str
