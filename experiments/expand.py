@@ -296,7 +296,7 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
             target["deps"] = [d for d in target.get("deps", []) if d != model["init"]]
     folder = RUNS / rq / slug(model_name)
     if not skipped:
-        write_if_changed(folder / PLAN_NAME, dump(collect_plan(spec, spec_path, runs, ctx, data),
+        write_if_changed(folder / PLAN_NAME, dump(collect_plan(spec, spec_path, runs, ctx),
                                                   f"vt-analyze collect plan of {rq} on {model_name}"))
     stages["summary"] = summary_stage(spec, spec_path, runs, ctx, skipped)
     return _write_pipeline(folder, stages, f"{rq} on {model_name} ({data['name']})", variables)
@@ -329,7 +329,7 @@ def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | Non
                                                                   else []) + [rel(pipeline)]
 
 
-def collect_plan(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def collect_plan(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any]) -> dict[str, Any]:
     """What `vt-analyze collect` gathers (its CollectPlan): each run's work folder and settings, the grid's
     columns, and what summary.md states above the per-run tables."""
     paths = ctx["paths"]
