@@ -297,7 +297,7 @@ class CollectConfig(CommandConfig):
     and the grid table, from analyze/metrics.json and the steps' typed summary.json files.
 
     Writes OUT/runs/<id>/metrics.json, OUT/grid.{csv,md,tex} (and curves, radar, samples, headroom tables where
-    the runs produce them) and OUT/run.json.
+    the runs produce them) and OUT/collect_run.json.
     """
 
     plan: Path = Field(description="collect plan (YAML/JSON): experiment, model, runs [{id, dir, settings}], "
