@@ -11,6 +11,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
+# PORTABLE=1: float results that do not follow the CPU's instruction set (README, "Across CPUs"): ATen's
+# baseline kernels, MKL's conditional numerical reproducibility, oneDNN held to SSE4.1. Slower (1.3-1.7x).
+ifeq ($(PORTABLE),1)
+export ATEN_CPU_CAPABILITY := default
+export MKL_CBWR := COMPATIBLE
+export ONEDNN_MAX_CPU_ISA := SSE41
+endif
 
 .PHONY: setup demo test test-deps test-fast lint clean-demo
 
