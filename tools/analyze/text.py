@@ -453,9 +453,12 @@ def score_texts(
     meteor = np.zeros(n)
     rouge = np.zeros(n)
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=RougeTokenizer())
+    tokens: dict[str, list[str]] = {}  # references repeat: each distinct text is tokenized once
     for i in active:
-        meteor[i] = single_meteor_score(seed_tokens(refs[i]), seed_tokens(preds[i]), wordnet=models.wordnet,
-                                        **SEED_METEOR)
+        for text in (refs[i], preds[i]):
+            if text not in tokens:
+                tokens[text] = seed_tokens(text)
+        meteor[i] = single_meteor_score(tokens[refs[i]], tokens[preds[i]], wordnet=models.wordnet, **SEED_METEOR)
         rouge[i] = scorer.score(refs[i], preds[i])["rougeL"].fmeasure
     timing["meteor+rouge_l"] = time.perf_counter() - clock
     clock = time.perf_counter()
