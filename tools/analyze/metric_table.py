@@ -51,10 +51,6 @@ class MetricSpec:
     def matches(self, key: str) -> bool:
         return key.startswith(self.name[:-1]) if self.family else key == self.name
 
-    @property
-    def goal(self) -> str:
-        return "max" if self.higher_is_better else "min"
-
 
 _EMPTY_IS_ZERO = " An empty or failed answer scores 0 and stays in the mean."
 
@@ -255,10 +251,3 @@ def add_example_scores(per_example: list[dict[str, Any]], values: dict[str, np.n
     for i, row in enumerate(per_example):
         for name, column in values.items():
             row["scores"][name] = None if np.isnan(column[i]) else float(column[i])
-
-
-def describe(task: str | None = None, table: Iterable[MetricSpec] | None = None) -> list[dict[str, Any]]:
-    """The table as rows (for docs and `--help`)."""
-    return [{"task": s.task, "metric": s.name, "better": "higher" if s.higher_is_better else "lower",
-             "headline": s.headline, "baseline": s.baseline or "", "definition": s.doc}
-            for s in _specs(table) if task is None or s.task == task]
