@@ -11,6 +11,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
+# PORTABLE=1: float results that do not follow the CPU's instruction set (README, "Across CPUs"): ATen's
+# baseline kernels, MKL's conditional numerical reproducibility, oneDNN held to SSE4.1. Slower (1.3-1.7x).
+ifeq ($(PORTABLE),1)
+export ATEN_CPU_CAPABILITY := default
+export MKL_CBWR := COMPATIBLE
+export ONEDNN_MAX_CPU_ISA := SSE41
+endif
 
 .PHONY: setup demo test test-deps test-fast lint clean-demo
 
@@ -186,73 +193,26 @@ LAUNCH_FLAGS ?=
 vt_train = $(if $(filter local,$(LAUNCHER)),$(BIN)/vt-train,$(BIN)/vt-train launch --launcher $(LAUNCHER) \
   --strategy $(STRATEGY) --gpus $(GPUS) --nodes $(NODES) --job-name $(1) $(LAUNCH_FLAGS) --)
 
-## Curriculum (seed 001) on the synthetic clinic scans; experiments/curriculum.yaml declares the data, the
-##   tiny model, the stages and the budget. curriculum_exp1: random order (baseline); curriculum_exp2: three
-##   chained stages; curriculum_table: the seed's cost-benefit table over both. Each takes a few minutes on a CPU.
-.PHONY: curriculum_exp1 curriculum_exp2 curriculum_table clinic-data
-
-CURRICULUM_PLAN := experiments/curriculum.yaml
-CLINIC_DIR      := data/clinic
-CLINIC_SPLIT    := $(CLINIC_DIR)/split/examples
-CLINIC_MODEL    := models/tiny-clinic
-# $(call plan,KEY.PATH): a value of the plan (lists comma-joined)
-plan = $(shell $(BIN)/python -c "import functools, operator, sys, yaml; \
-  v = functools.reduce(operator.getitem, sys.argv[1].split('.'), yaml.safe_load(open('$(CURRICULUM_PLAN)'))); \
-  print(','.join(map(str, v)) if isinstance(v, list) else v)" $(1))
-
-clinic-data: $(CLINIC_SPLIT)/train.jsonl
-
-$(CLINIC_SPLIT)/train.jsonl: $(CURRICULUM_PLAN) | setup
-	$(BIN)/vt-prep synth clinic --out $(CLINIC_DIR)/raw --n-images $(call plan,data.n_images) \
-	  --width-px $(call plan,data.width_px) --height-px $(call plan,data.height_px) --seed $(call plan,data.seed)
-	$(BIN)/vt-prep build --samples $(CLINIC_DIR)/raw/samples.parquet --out $(CLINIC_DIR)/built --task vqa --strict
-	$(BIN)/vt-prep split --examples $(CLINIC_DIR)/built/examples/all.jsonl --out $(CLINIC_DIR)/split \
-	  --ratios $(call plan,data.split_ratios) --seed $(call plan,data.seed)
-
-$(CLINIC_MODEL)/config.json: $(CLINIC_SPLIT)/train.jsonl
-	$(BIN)/vt-train tiny-model --corpus $(CLINIC_SPLIT)/train.jsonl --out $(CLINIC_MODEL) \
-	  --text-hidden $(call plan,model.text_hidden) --text-layers $(call plan,model.text_layers) \
-	  --vision-hidden $(call plan,model.vision_hidden) --vision-layers $(call plan,model.vision_layers) \
-	  --frame-size $(call plan,model.frame_size) --vocab-size $(call plan,model.vocab_size) --seed $(call plan,data.seed)
-
-curriculum_exp1 curriculum_exp2: curriculum_%: $(CLINIC_MODEL)/config.json
-	$(call vt_train,curriculum_$*) curriculum --plan $(CURRICULUM_PLAN) --experiment $* --model $(CLINIC_MODEL) \
-	  --examples $(CLINIC_SPLIT) --data-root $(CLINIC_DIR)/raw --out results/curriculum_$*
-
-curriculum_table:
-	$(BIN)/vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum
-
-## Streaming DST assistant (issue 8) on the synthetic assembly videos, results under results/dst/.
+## Curriculum (seed 001) and the streaming DST assistant (seed 004): plain pipelines declared in
+##   experiments/clinic_curriculum.yaml (plan: experiments/curriculum.yaml) and experiments/dst.yaml, rendered
+##   by experiments/expand.py into experiments/runs/<name>/dvc.yaml and reproduced by DVC (a rerun is a no-op).
+## curriculum_exp1: random order (baseline); curriculum_exp2: three chained stages; curriculum_table: the seed's
+##   cost-benefit table over both. Each takes a few minutes on a CPU. Results: results/curriculum_exp{1,2}/.
 ## dst_train: synth assembly -> vt-prep dst (2 fps, split by video) -> tiny model (32 px frames) -> vt-train dst.
-## dst_eval:  vt-infer stream on the test split -> vt-analyze metrics --task stream (beside the always-silent baseline).
+## dst_eval:  vt-infer stream on the test split -> vt-analyze metrics --task stream. Results: results/dst/.
 ## bench-stream: per-frame latency at frame 200 vs 20 with a static / dynamic KV cache and with re-encoding.
-.PHONY: dst_train dst_eval dst-data bench-stream
+.PHONY: curriculum_exp1 curriculum_exp2 curriculum_table dst_train dst_eval bench-stream
 
-DST_DATA  := data/assembly
-DST_OUT   := results/dst
-DST_MODEL := $(DST_OUT)/models/tiny-dst
+curriculum_exp1 curriculum_exp2 curriculum_table: curriculum_%: setup
+	$(BIN)/dvc --wait-for-lock repro $$($(EXPAND) render-pipeline clinic_curriculum \
+	  --train-cmd '$(call vt_train,curriculum)'):$*
 
-dst-data: $(DST_DATA)/stream/test.jsonl
+dst_train: setup
+	$(BIN)/dvc --wait-for-lock repro $$($(EXPAND) render-pipeline dst --train-cmd '$(call vt_train,dst)'):train
 
-$(DST_DATA)/stream/test.jsonl: | setup
-	$(BIN)/vt-prep synth assembly --out $(DST_DATA)/raw --n-videos 60 --seed 0
-	$(BIN)/vt-prep dst --input $(DST_DATA)/raw/annotations.json --fps 2 --out $(DST_DATA) --strict
-
-$(DST_MODEL)/config.json: $(DST_DATA)/stream/test.jsonl
-	$(BIN)/vt-train tiny-model --corpus $(DST_DATA)/stream/train.jsonl --frame-size 32 --out $(DST_MODEL)
-
-dst_train: $(DST_MODEL)/config.json
-	$(BIN)/vt-train dst --model $(DST_MODEL) --train $(DST_DATA)/stream/train.jsonl --val $(DST_DATA)/stream/val.jsonl \
-	  --data-root $(DST_DATA)/raw --out $(DST_OUT)/train --epochs 12 --batch-size 2 --lr 2e-3 --logging-steps 21
-
-dst_eval: | setup
-	test -f $(DST_OUT)/train/model/heads.safetensors || $(MAKE) dst_train
-	rm -rf $(DST_OUT)/stream
-	$(BIN)/vt-infer stream --model $(DST_OUT)/train/model --examples $(DST_DATA)/stream/test.jsonl \
-	  --data-root $(DST_DATA)/raw --out $(DST_OUT)/stream
+dst_eval: setup
 	bash tools/analyze/install_system_deps.sh
-	$(BIN)/vt-analyze metrics --task stream --predictions $(DST_OUT)/stream/events.jsonl \
-	  --references $(DST_DATA)/stream/test.jsonl --out $(DST_OUT)/metrics
+	$(BIN)/dvc --wait-for-lock repro $$($(EXPAND) render-pipeline dst --train-cmd '$(call vt_train,dst)'):metrics
 
 bench-stream: setup
 	$(BIN)/python -m videotune.infer.bench_stream --frames-at 20,200 --caches static,dynamic,none --threads 2 \
@@ -267,8 +227,9 @@ bench-stream: setup
 ## `dvc repro` runs (a second run is a no-op). MODEL: registry name, hub id, local dir or tiny-<family>;
 ## DATA: a folder with samples.parquet (default: synthetic gym clips); SIZE: smoke|full.
 .PHONY: rq_all experiments-smoke
-RQS    := rq1_1_1 rq1_1_2 rq1_1_3 rq1_2 rq1_3_3 rq2_1_1 rq3_1_1 rq3_1_2 rq3_1_3 rq3_2_1 rq3_2_2 rq4_1 rq5_2_1 \
-          aqa_two_step aqa_dynamic_step
+# The experiments are the specs in experiments/ that have runs (`runs:` or `axes:`); the same list as
+# `python experiments/expand.py list`, found with grep so that make knows its targets before setup.
+RQS    := $(sort $(basename $(notdir $(shell grep -l -E '^(runs|axes):' experiments/*.yaml))))
 .PHONY: $(RQS)
 MODEL  ?= tiny-smolvlm2
 MODELS ?= $(MODEL)

@@ -1,27 +1,32 @@
-"""Expand a declarative experiment (experiments/<rq>.yaml) into DVC pipelines, and collect its results.
+"""Expand the declarative experiments (experiments/*.yaml) into DVC pipelines.
 
 This is the pipeline layer, not a tool: it imports no videotune tool and only writes DVC files whose
-stages shell out to the vt-* commands. Subcommands:
+stages shell out to the vt-* commands (results are gathered by `vt-analyze collect`). Subcommands:
 
     python experiments/expand.py render RQ --model M [--data DIR] [--frames N] [--size smoke|full]
         [--train-cmd "vt-train ..."] [--out-root results]     prints the dvc.yaml to reproduce
         [--upstream | --own]        ... or the pipelines every model shares, or the model's own stages
     python experiments/expand.py render-all --rqs A,B --models A,B [...]   the rq_all summary pipeline
-    python experiments/expand.py collect PIPELINE_DIR   (a stage: tables and normalised runs)
+    python experiments/expand.py render-pipeline NAME [--train-cmd ...]     a plain pipeline spec (curriculum, dst)
+    python experiments/expand.py list [--pipelines]     the experiments of the grid (or the plain pipelines)
 
 Rendered (each file rewritten only when its content changes, so a rerun is a no-op for DVC):
     experiments/runs/_data/<data>/dvc.yaml              synth (or the user's DATA) -> build -> split
     experiments/runs/_base/<data>/<model>/dvc.yaml      tiny model -> base fine-tune
     experiments/runs/<rq>/_shared/<data>/{dvc.yaml,vars.yaml}   the spec's shared_stages (per data)
-    experiments/runs/<rq>/<model>/{dvc.yaml,vars.yaml}  the spec's stages (foreach over its runs) + summary
+    experiments/runs/<rq>/<model>/{dvc.yaml,vars.yaml,collect.yaml}  the spec's stages (foreach over its runs),
+                                                        the summary stage and what it collects
+    experiments/runs/<name>/dvc.yaml                    a plain pipeline (`pipeline: true`: no runs, no model)
+
+A spec names every value with one syntax, `${name}` or `${a.b}`: the expander fills what it knows
+(`paths.*`, `model`, `frames`, `seed`, `train.*`, `infer.*`, `v.*`, `train_cmd`, `train_flags`, ...; a
+plain pipeline's `vars` and `plan.*`), and leaves to DVC what only a `foreach` knows (`${item.*}`, `${key}`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
-import json
 import os
 import re
 import shutil
@@ -36,9 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXP = ROOT / "experiments"
 RUNS = EXP / "runs"
 SIZES = ("smoke", "full")
-# Metric names the tables take from a vt-infer profile.json (its first configuration).
-PROFILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_mean_s", "samples_per_s", "tokens_per_s",
-                   "peak_memory_gb", "model_size_mb")
+PLAN_NAME = "collect.yaml"  # beside each experiment's dvc.yaml: what `vt-analyze collect` gathers
 
 
 class SpecError(ValueError):
@@ -208,8 +211,8 @@ def expand_runs(spec: dict, size: str, path: Path) -> dict[str, dict[str, Any]]:
         if not isinstance(item, dict):
             raise SpecError(f"{path}: run {i} is not a mapping")
         item = dict(item)
-        run_id = str(item.pop("id", None) or (template.format(**item) if template else f"run{i}"))
-        item = {k: _subst(v, {n: str(x) for n, x in item.items()}) for k, v in item.items()}
+        run_id = str(item.pop("id", None) or (_subst(template, {"item": item}) if template else f"run{i}"))
+        item = {k: _subst(v, {"item": item}) for k, v in item.items()}
         if slug(run_id) != run_id:
             raise SpecError(f"{path}: run id {run_id!r} has characters other than letters, digits, . _ -")
         if run_id in runs:
@@ -218,10 +221,31 @@ def expand_runs(spec: dict, size: str, path: Path) -> dict[str, dict[str, Any]]:
     return runs
 
 
-def _subst(value: Any, ctx: dict[str, str]) -> Any:
-    """Fill `{name}` placeholders of the expander's context (DVC's own `${...}` pass through)."""
+_PLACEHOLDER = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}")
+
+
+def _lookup(ctx: dict[str, Any], dotted: str) -> Any:
+    value: Any = ctx
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _subst(value: Any, ctx: dict[str, Any]) -> Any:
+    """Fill the `${name}` / `${a.b}` placeholders whose value the expander knows (a scalar of `ctx`).
+
+    Specs use this one syntax everywhere; what only DVC can fill (`${item.*}` and `${key}` inside
+    a `foreach`, `${runs}`) is left for DVC, whose interpolation it is.
+    """
     if isinstance(value, str):
-        return re.sub(r"(?<!\$)\{([A-Za-z_]+)\}", lambda m: str(ctx.get(m.group(1), m.group(0))), value)
+        def fill(match: re.Match) -> str:
+            found = _lookup(ctx, match.group(1))
+            if isinstance(found, list) and all(isinstance(x, (str, int, float)) for x in found):
+                return ",".join(map(str, found))  # a list of values as the CLIs take it
+            return str(found) if isinstance(found, (str, int, float)) and not isinstance(found, bool) else match.group(0)
+        return _PLACEHOLDER.sub(fill, value)
     if isinstance(value, list):
         return [_subst(v, ctx) for v in value]
     if isinstance(value, dict):
@@ -245,17 +269,16 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
     work = f"{out_root}/{rq}/_work/{slug(model_name)}"
     shared = f"data/exp/{data['name']}/{rq}"
     train = {**by_size(base["train"], size), **by_size(spec.get("train", {}), size)}
-    ctx = {"raw": data["raw"], "samples": data["samples"], "split": data["split"], "frames": str(data["frames"]),
-           "init": model["init"], "base": model["base"], "trained": model["trained"], "model": model_name,
-           "work": work, "out": out, "shared": shared, "rq": rq, "size": size, "train_cmd": train_cmd,
-           "train_flags": train_flags(train), "seed": str(base.get("seed", 0))}
     infer = {**by_size(base["infer"], size), **by_size(spec.get("infer", {}), size)}
+    paths = {"raw": data["raw"], "samples": data["samples"], "split": data["split"], "init": model["init"],
+             "base": model["base"], "trained": model["trained"], "work": work, "out": out, "shared": shared}
+    # What `${...}` in a spec can name (vars.yaml holds the same for DVC).
+    ctx: dict[str, Any] = {"rq": rq, "model": model_name, "size": size, "paths": paths, "frames": data["frames"],
+                           "seed": base.get("seed", 0), "split_ratios": by_size(base["data"]["split_ratios"], size),
+                           "train_cmd": train_cmd, "train_flags": train_flags(train), "train": train, "infer": infer}
+    ctx["v"] = _subst(by_size(spec.get("vars", {}), size), ctx)
     runs = {k: _subst(v, ctx) for k, v in expand_runs(spec, size, spec_path).items()}
-    variables = {"rq": rq, "model": model_name, "size": size, "paths": {k: ctx[k] for k in (
-        "raw", "samples", "split", "init", "trained", "work", "out", "shared")}, "frames": data["frames"],
-        "seed": base.get("seed", 0), "split_ratios": by_size(base["data"]["split_ratios"], size),
-        "train_cmd": train_cmd, "train": train, "infer": infer,
-        "spec": rel(spec_path), "v": _subst(by_size(spec.get("vars", {}), size), ctx), "runs": runs}
+    variables = {**ctx, "spec": rel(spec_path), "runs": runs}
 
     if spec.get("shared_stages"):
         _write_pipeline(RUNS / rq / "_shared" / data["name"], _subst(spec["shared_stages"], ctx),
@@ -271,8 +294,12 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
         for stage in stages.values():
             target = stage.get("do", stage)
             target["deps"] = [d for d in target.get("deps", []) if d != model["init"]]
+    folder = RUNS / rq / slug(model_name)
+    if not skipped:
+        write_if_changed(folder / PLAN_NAME, dump(collect_plan(spec, spec_path, runs, ctx),
+                                                  f"vt-analyze collect plan of {rq} on {model_name}"))
     stages["summary"] = summary_stage(spec, spec_path, runs, ctx, skipped)
-    return _write_pipeline(RUNS / rq / slug(model_name), stages, f"{rq} on {model_name} ({data['name']})", variables)
+    return _write_pipeline(folder, stages, f"{rq} on {model_name} ({data['name']})", variables)
 
 
 def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, size: str = "full") -> list[Path]:
@@ -302,25 +329,43 @@ def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | Non
                                                                   else []) + [rel(pipeline)]
 
 
-def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, str], skipped: bool = False) -> dict[str, Any]:
-    """collect -> one `vt-analyze plot` per plot of the spec -> `vt-analyze report` of the experiment."""
-    out, rq = ctx["out"], ctx["rq"]
+def collect_plan(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any]) -> dict[str, Any]:
+    """What `vt-analyze collect` gathers (its CollectPlan): each run's work folder and settings, the grid's
+    columns, and what summary.md states above the per-run tables."""
+    paths = ctx["paths"]
+    return {
+        "experiment": ctx["rq"], "model": ctx["model"], "title": spec.get("title", ""),
+        "question": spec.get("question", ""), "data": paths["raw"], "size": ctx["size"],
+        "pipeline": rel(RUNS / ctx["rq"] / slug(ctx["model"]) / "dvc.yaml"), "spec": rel(spec_path),
+        "runs": [{"id": run_id, "dir": f"{paths['work']}/{run_id}", "settings": item} for run_id, item in runs.items()],
+        "hidden": list(spec.get("hidden", [])), "table": dict(spec.get("table", {})),
+        "relative": list(spec.get("relative", [])), "name_column": bool(spec.get("name_column", False)),
+        # where an experiment's `vt-analyze headroom` stage writes (rq3_2_1); collect reads it when present
+        "headroom": f"{paths['work']}/headroom/headroom.json",
+        "plots": [{"kind": p["kind"], "stem": p["stem"], **({"title": p["title"]} if p.get("title") else {})}
+                  for p in spec.get("plots", [])],
+    }
+
+
+def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any], skipped: bool = False) -> dict[str, Any]:
+    """`vt-analyze collect` -> one `vt-analyze plot` per plot of the spec -> `vt-analyze report` of the experiment."""
+    out, rq = ctx["paths"]["out"], ctx["rq"]
     pipeline = rel(RUNS / rq / slug(ctx["model"]))
     if skipped:
         # rq5_2_1 without a judge endpoint: nothing to run; the folder's summary.md says why (exit 0).
         return {"cmd": f"python experiments/expand.py skip {pipeline} {spec['skip_if_unset']}",
                 "deps": [rel(spec_path)], "outs": [out]}
-    cmds = [f"python experiments/expand.py collect {pipeline}"]
+    plan = f"{pipeline}/{PLAN_NAME}"
+    cmds = [f"vt-analyze collect --plan {plan} --out {out}"]
     for plot in spec.get("plots", []):
         data = " ".join(f"--data {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
         title = f" --title '{plot['title']}'" if plot.get("title") else ""
         cmds.append(f"vt-analyze plot --kind {plot['kind']} {data} --out {out}/plots/{plot['stem']} "
                     f"--stem {plot['stem']}{title}")
-    cmds.append(f"vt-analyze report --results {out}/runs --experiment {rq} --out {out}")
-    cmds.append(f"python experiments/expand.py finish {pipeline}")
-    deps = [rel(spec_path), "experiments/expand.py"]
-    for run_id in runs:
-        deps += [_subst(d, {**ctx, "id": run_id}) for d in spec.get("collect", {}).get("deps", [])]
+    cmds.append(f"vt-analyze report --results {out}/runs --experiment {rq} --out {out} --plan {plan}")
+    deps = [rel(spec_path), plan]
+    for run_id, item in runs.items():
+        deps += [_subst(d, {**ctx, "key": run_id, "item": item}) for d in spec.get("collect", {}).get("deps", [])]
     deps += [_subst(d, ctx) for d in spec.get("collect", {}).get("extra_deps", [])]
     return {"cmd": " && ".join(cmds), "deps": deps, "outs": [out]}
 
@@ -337,7 +382,7 @@ def render_all(rqs: list[str], models: list[str], out_root: str = "results") -> 
         if spec.get("skip_if_unset") and not os.environ.get(spec["skip_if_unset"]):
             continue
         deps += [f"{root}/{rq}/{slug(m)}" for m in models]
-    outs = [f"{root}/RESULTS_SUMMARY.md", f"{root}/run.json"]
+    outs = [f"{root}/RESULTS_SUMMARY.md"]
     for stem in ("results", "models_x_experiments", "recommendations"):
         outs += [f"{root}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
     outs += [f"{root}/{rq}/{name}" for rq in rqs for name in ("summary.md", "table.csv", "table.md", "table.tex",
@@ -349,204 +394,36 @@ def render_all(rqs: list[str], models: list[str], out_root: str = "results") -> 
                            f"RESULTS_SUMMARY over {', '.join(models)}")
 
 
-# --------------------------------------------------------------------------- collect (a stage)
+# --------------------------------------------------------------------------- which specs exist
 
 
-def _profile_metrics(path: Path) -> dict[str, float]:
-    prof = json.loads(path.read_text(encoding="utf-8"))
-    ok = [c for c in prof.get("configs", []) if c.get("status") == "ok"]
-    values: dict[str, float] = {}
-    if prof.get("model_weights_bytes") is not None:
-        values["model_size_mb"] = prof["model_weights_bytes"] / 1e6
-    if not ok:
-        return values
-    c = ok[0]
-    total = c["latency_s"]["per_sample"] if "per_sample" in c["latency_s"] else c["latency_s"]["total"]
-    values.update({"latency_p50_s": total["p50"], "latency_p95_s": total["p95"], "latency_mean_s": total["mean"],
-                   "samples_per_s": c["throughput"]["samples_per_s"], "tokens_per_s": c["throughput"]["tokens_per_s"],
-                   "peak_memory_gb": c["peak_memory_bytes"] / 1e9, "profile_n_samples": c["n_samples"]})
-    return values
+def specs(pipelines: bool = False) -> list[str]:
+    """The experiments of the grid (experiments/*.yaml with `runs:` or `axes:`), or with `pipelines` the plain
+    pipelines (`pipeline: true`); base.yaml, thresholds.yaml and curriculum.yaml are inputs, not specs.
+    The Makefile finds the same files with grep (it must know its targets before any Python is installed)."""
+    names = []
+    for path in sorted(EXP.glob("*.yaml")):
+        spec = load_yaml(path)
+        if (spec.get("pipeline") is True) if pipelines else ("runs" in spec or "axes" in spec):
+            names.append(path.stem)
+    return names
 
 
-def _latex(columns: list[str], rows: list[dict[str, Any]], caption: str) -> str:
-    def cell(v: Any) -> str:
-        text = f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
-        return re.sub(r"([_%&#$])", r"\\\1", text)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{cell(caption)}}}",
-             r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule", " & ".join(map(cell, columns)) + r" \\",
-             r"\midrule"]
-    lines += [" & ".join(cell(r.get(c)) for c in columns) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(lines)
-
-
-def _write_table(out: Path, stem: str, columns: list[str], rows: list[dict[str, Any]], caption: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out / f"{stem}.csv")
-    write_if_changed(out / f"{stem}.tex", _latex(columns, rows, caption))
-
-
-def collect(pipeline: Path) -> None:
-    """Per run: a metrics.json named after the model (runs/<id>/, with its run.json); grid.{csv,tex}: the
-    varied axes beside the spec's table columns; samples.csv (profile samples) and headroom.csv where present."""
-    variables = load_yaml(Path(pipeline) / "vars.yaml")
-    spec_path = ROOT / variables["spec"]
+def render_pipeline(name: str, train_cmd: str = "vt-train") -> Path:
+    """A plain pipeline spec (`pipeline: true`): its stages with `${...}` filled from its `vars`, `train_cmd`
+    and `plan.*` (the YAML file its `plan:` names), as experiments/runs/<name>/dvc.yaml."""
+    spec_path = EXP / f"{name}.yaml"
     spec = load_yaml(spec_path)
-    out, work, model = ROOT / variables["paths"]["out"], ROOT / variables["paths"]["work"], variables["model"]
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "runs").mkdir(parents=True)
-    table = spec.get("table", {})
-    rows, samples, axes, curves, radar = [], [], [], [], []
-    for run_id, item in variables["runs"].items():
-        run_dir = work / run_id
-        axes += [k for k in item if k not in axes and not isinstance(item[k], (dict, list)) and k not in spec.get(
-            "hidden", [])]
-        metrics_path = run_dir / "analyze" / "metrics.json"
-        sources = [p for p in (metrics_path, run_dir / "profile" / "profile.json") if p.is_file()]
-        if not sources:
-            raise SpecError(f"{run_dir}: run {run_id} has neither analyze/metrics.json nor profile/profile.json")
-        if metrics_path.is_file():
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-            run_json = metrics_path.parent / "run.json"
-        else:
-            metrics = {"n": 0, "metrics": {}, "ci95": {}, "per_class": {}, "meta": {"task": "profile"}}
-            run_json = run_dir / "profile" / "run.json"
-        profile = run_dir / "profile" / "profile.json"
-        if profile.is_file():
-            prof = _profile_metrics(profile)
-            metrics["n"] = metrics["n"] or int(prof.pop("profile_n_samples", 0))
-            prof.pop("profile_n_samples", None)
-            # The profile's latency is measured under controlled conditions; generate's (if any) stays as is.
-            for key, value in prof.items():
-                metrics["metrics"].setdefault(key if metrics["meta"].get("task") == "profile" else f"profile_{key}",
-                                              value)
-            csv_path = run_dir / "profile" / "profile_samples.csv"
-            if csv_path.is_file():
-                with csv_path.open(encoding="utf-8") as f:
-                    for r in csv.DictReader(f):
-                        samples.append({"model": f"{model} {run_id}" if len(variables["runs"]) > 1 else model,
-                                        "run": run_id, "latency_s": float(r["latency_per_sample_s"]),
-                                        "batch_size": int(r["batch_size"]), "frames": int(r["frames"]),
-                                        "resolution": int(r["resolution_px"])})
-        train_json = run_dir / "train" / "run.json"
-        if train_json.is_file():
-            summary = json.loads(train_json.read_text(encoding="utf-8")).get("summary") or {}
-            params = summary.get("parameters") or {}
-            for key, value in (("trainable_params", params.get("trainable")), ("total_params", params.get("total")),
-                               ("runtime_s", summary.get("train_runtime_s")),
-                               ("final_train_loss", summary.get("final_train_loss")),
-                               ("final_val_loss", summary.get("final_val_loss")),
-                               ("peak_memory_gb", (summary.get("peak_memory_bytes") or 0) / 1e9 or None),
-                               ("model_size_mb", (summary.get("model_size_bytes") or 0) / 1e6 or None)):
-                if value is not None:
-                    metrics["metrics"].setdefault(f"train_{key}", float(value))
-            epochs = summary.get("epoch_times_s") or []
-            if epochs:
-                metrics["metrics"].setdefault("train_epoch_s", float(sum(epochs) / len(epochs)))
-            if summary.get("n_train") is not None:
-                metrics["metrics"].setdefault("train_n_examples", float(summary["n_train"]))
-        history = run_dir / "train" / "loss_history.json"
-        if history.is_file():
-            for split, points in json.loads(history.read_text(encoding="utf-8")).items():
-                curves += [{"run": run_id, "model": model, "split": split, "metric": "loss", "step": pt["step"],
-                            "epoch": pt.get("epoch"), "value": pt["loss"]} for pt in points if pt.get("loss") is not None]
-        judged = run_dir / "judge" / "summary.json"
-        if judged.is_file():
-            verdicts = json.loads(judged.read_text(encoding="utf-8"))
-            for dim, score in (verdicts.get("mean") or {}).items():
-                metrics["metrics"].setdefault(f"judge_{dim}", score)
-                radar.append({"model": model if len(variables["runs"]) == 1 else f"{model} {run_id}",
-                              "dimension": dim, "score": score})
-            metrics["metrics"].setdefault("judge_overall", verdicts.get("overall_mean"))
-            metrics["metrics"].setdefault("judge_parse_failure_rate", verdicts.get("parse_failure_rate"))
-        size_json = run_dir / "quantize" / "size.json"
-        if size_json.is_file():
-            size = json.loads(size_json.read_text(encoding="utf-8"))
-            for key, value in size.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    metrics["metrics"].setdefault(f"quantize_{key}", float(value))
-        metrics["meta"].update({"models": [model], "run": run_id, "axes": item, "experiment": variables["rq"],
-                                "sources": [rel(p) for p in sources]})
-        (out / "runs" / run_id).mkdir()
-        (out / "runs" / run_id / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-        if run_json.is_file():
-            shutil.copyfile(run_json, out / "runs" / run_id / "run.json")
-        for step in ("train", "profile", "quantize"):
-            if (run_dir / step / "run.json").is_file() and run_dir / step / "run.json" != run_json:
-                shutil.copyfile(run_dir / step / "run.json", out / "runs" / run_id / f"{step}_run.json")
-        row: dict[str, Any] = {"run": run_id, "model": model, **{k: v for k, v in item.items() if k in axes}}
-        if spec.get("name_column"):
-            row["name"] = run_id
-        for column, source in table.items():
-            row[column] = metrics["metrics"].get(source)
-        rows.append(row)
-    for rel_spec in spec.get("relative", []):
-        # e.g. robustness = accuracy / accuracy of the clean run (seed 000, RQ1.3.3)
-        ref = [r for r in rows if all(str(r.get(k)) == str(v) for k, v in rel_spec["baseline"].items())]
-        base_value = ref[0].get(rel_spec["of"]) if ref else None
-        for r in rows:
-            v = r.get(rel_spec["of"])
-            r[rel_spec["column"]] = v / base_value if v is not None and base_value else None
-    columns = ["run", "model", *(["name"] if spec.get("name_column") else []), *axes, *table,
-               *[r["column"] for r in spec.get("relative", [])]]
-    _write_table(out, "grid", columns, rows, f"{variables['rq']} on {model}: {spec.get('title', '')}")
-    if curves:
-        _write_table(out, "curves", ["run", "model", "split", "metric", "step", "epoch", "value"], curves,
-                     f"{variables['rq']}: training and validation loss per run")
-    if radar:
-        _write_table(out, "radar", ["model", "dimension", "score"], radar, f"{variables['rq']}: judge scores (1-5)")
-    if samples:
-        _write_table(out, "samples", list(samples[0]), samples, f"{variables['rq']}: per-sample latency")
-    headroom = work / "headroom" / "headroom.json"
-    if headroom.is_file():
-        report = json.loads(headroom.read_text(encoding="utf-8"))
-        hrows = [{"model": name, "metric": metric, "current": r.get("value"), "minimum": r.get("threshold"),
-                  "kind": r.get("kind"), "headroom": r.get("headroom"), "status": r.get("status")}
-                 for name, per in report["models"].items() for metric, r in per.items() if r.get("kind") == "minimum"]
-        _write_table(out, "headroom", ["model", "metric", "current", "minimum", "kind", "headroom", "status"], hrows,
-                     f"{variables['rq']}: headroom over the minimum acceptable values")
-    print(f"collected {len(rows)} run(s) into {rel(out)}")
-
-
-def _md_table(path: Path) -> str:
-    with path.open(encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    def cell(v: str) -> str:
-        try:
-            return f"{float(v):.4g}" if "." in v or "e" in v.lower() else v
-        except ValueError:
-            return v.replace("|", "\\|")
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows[1:]])
-
-
-def finish(pipeline: Path) -> None:
-    """summary.md: the question, the grid table and the plots above `vt-analyze report`'s per-run summary."""
-    variables = load_yaml(Path(pipeline) / "vars.yaml")
-    spec = load_yaml(ROOT / variables["spec"])
-    out = ROOT / variables["paths"]["out"]
-    analyze = (out / "summary.md").read_text(encoding="utf-8").split("\n", 1)[-1]
-    parts = [f"# {variables['rq']}: {spec.get('title', '')}", "", f"**Question.** {spec.get('question', '')}", "",
-             f"Model `{variables['model']}`, data `{variables['paths']['raw']}`, size `{variables['size']}`, "
-             f"{len(variables['runs'])} run(s); pipeline `{rel(Path(pipeline) / 'dvc.yaml')}` (its dvc.lock is the "
-             "run record), spec `" + variables["spec"] + "`.", "", "## Grid", "", _md_table(out / "grid.csv"), "",
-             "[CSV](grid.csv), [LaTeX](grid.tex)" + (", per-sample latency [CSV](samples.csv)" if (
-                 out / "samples.csv").is_file() else "") + (", [headroom](headroom.csv)" if (
-                 out / "headroom.csv").is_file() else "") + (", loss curves [CSV](curves.csv)" if (
-                 out / "curves.csv").is_file() else "") + ".", ""]
-    if spec.get("plots"):
-        parts += ["## Plots", ""]
-        for plot in spec["plots"]:
-            parts += [f"![{plot['kind']}](plots/{plot['stem']}/{plot['stem']}.png)", "",
-                      f"[PDF](plots/{plot['stem']}/{plot['stem']}.pdf)", ""]
-    parts += ["## Per run", "", analyze.strip(), ""]
-    (out / "summary.md").write_text("\n".join(parts), encoding="utf-8")
-    print(f"wrote {rel(out / 'summary.md')}")
+    if not spec.get("pipeline") or not isinstance(spec.get("stages"), dict):
+        raise SpecError(f"{spec_path}: not a plain pipeline (needs `pipeline: true` and `stages:`)")
+    ctx: dict[str, Any] = {"train_cmd": train_cmd, **(spec.get("vars") or {})}
+    if spec.get("plan"):
+        ctx["plan"] = load_yaml(ROOT / spec["plan"])
+    stages = _subst(spec["stages"], ctx)
+    left = sorted(set(_PLACEHOLDER.findall(yaml.safe_dump(stages))))
+    if left:
+        raise SpecError(f"{spec_path}: unknown placeholder(s) {', '.join('${' + n + '}' for n in left)}")
+    return _write_pipeline(RUNS / name, stages, f"{name}: {spec.get('title', '')}")
 
 
 def skip(pipeline: Path, var: str) -> None:
@@ -588,9 +465,11 @@ def main(argv: list[str] | None = None) -> int:
             which.add_argument("--own", action="store_true",
                                help="print the model's own stages instead, for dvc repro --single-item")
         p.add_argument("--out-root", default="results", help="results root (a git-ignored folder)")
-    for name in ("collect", "finish"):
-        p = sub.add_parser(name)
-        p.add_argument("pipeline", type=Path)
+    p = sub.add_parser("render-pipeline")
+    p.add_argument("name")
+    p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
+    p = sub.add_parser("list")
+    p.add_argument("--pipelines", action="store_true", help="the plain pipelines instead of the grid's experiments")
     p = sub.add_parser("skip")
     p.add_argument("pipeline", type=Path)
     p.add_argument("var")
@@ -610,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
             models = [m for m in re.split(r"[,\s]+", args.models) if m]
             rqs = [r for r in re.split(r"[,\s]+", args.rqs) if r]
             print(rel(render_all(rqs, models, out_root=args.out_root)))
-        elif args.command == "collect":
-            collect(args.pipeline)
-        elif args.command == "finish":
-            finish(args.pipeline)
+        elif args.command == "render-pipeline":
+            print(rel(render_pipeline(args.name, args.train_cmd)))
+        elif args.command == "list":
+            print(" ".join(specs(args.pipelines)))
         else:
             skip(args.pipeline, args.var)
     except (SpecError, KeyError) as err:

@@ -111,7 +111,7 @@ def test_compare_cli_writes_csv_markdown_latex(tmp_path):
         assert (tmp_path / "c" / f"comparison.{ext}").is_file()
     assert "p_holm" in (tmp_path / "c" / "comparison.csv").read_text()
     assert "\\begin{tabular}" in (tmp_path / "c" / "comparison.tex").read_text()
-    assert "| exercise_correct | first | second |" in (tmp_path / "c" / "comparison.md").read_text()
+    assert "| exercise_correct | higher | first | second |" in (tmp_path / "c" / "comparison.md").read_text()
 
     other = write_rows(tmp_path / "other.jsonl", "x", {"exercise_correct": np.ones(3)})
     result = runner.invoke(app, ["compare", "--scores", f"{tmp_path / 'm1' / 'per_example.jsonl'},{other}",

@@ -246,3 +246,73 @@ def test_missing_ground_truth_names_the_prediction():
         aqa_metrics([wrong_pair])
     with pytest.raises(InputError):
         aqa_metrics([])
+
+
+def _umap25_f1(clips: list[Prediction]) -> dict[str, float]:
+    """Seed 002's per-key F1 as UMAP25's evaluation.py computes it: a clip whose predicted exercise differs
+    from the true one is skipped ("wrong exercise type predicted"); every other clip adds, for each error of
+    its exercise, (error present in the truth, error named in the answer); sklearn's f1_score per key."""
+    from sklearn.metrics import f1_score
+
+    from videotune.analyze.parse import parse_aqa
+    from videotune.core.taxonomy import exercise_of_error
+
+    truth: dict[str, list[int]] = {}
+    named: dict[str, list[int]] = {}
+    for p in clips:
+        parsed = parse_aqa(p.prediction) if p.status == "ok" else None
+        if parsed is None or parsed.exercise != p.meta["label"]:
+            continue
+        present = {e["name"] for e in p.meta["errors"]}
+        for e in ERROR_KEYS:
+            if exercise_of_error(e) == p.meta["label"]:
+                truth.setdefault(e, []).append(int(e in present))
+                named.setdefault(e, []).append(int(e in parsed.errors))
+    return {e: float(f1_score(truth[e], named[e], zero_division=0)) for e in truth}
+
+
+def test_seed002_error_f1_skips_clips_answered_as_the_other_exercise():
+    clips = six_clips() + [
+        # 7: squat with knees forward, answered as an OHP with the OHP's knees error: the seed skips the clip;
+        # scoped by the true exercise it is a missed knees forward (and no OHP error is charged).
+        pred("7", "squat", [("knees_forward", 1, 2)], OHP + "Error: knees."),
+    ]
+    v = aqa_metrics(clips, n_bootstrap=200, seed=0).metrics
+    # Seed 002 over the clips with the right exercise (1-4): knees forward tp 2; knees inward tp 0 fp 1 fn 1;
+    # elbows tp 1 (clip 4); knees fp 1 (clip 4).
+    seed = {"knees_forward": 1.0, "knees_inward": 0.0, "elbows": 1.0, "knees": 0.0}
+    assert {e: v[f"error_seed002_f1/{e}"] for e in ERROR_KEYS} == pytest.approx(seed)
+    assert {e: v[f"error_seed002_f1/{e}"] for e in ERROR_KEYS} == pytest.approx(_umap25_f1(clips))
+    assert v["error_seed002_macro_f1"] == pytest.approx(0.5)
+    assert v["error_seed002_recall/knees_forward"] == 1.0 and v["error_seed002_precision/knees"] == 0.0
+    # Scoped by the true exercise (every model on the same clips): clip 7 is a knees forward miss
+    # (tp 2, fn 1: F1 0.8), clip 5 (OHP answered as a squat) a knees miss.
+    assert v["error_f1/knees_forward"] == pytest.approx(0.8)
+    assert v["error_recall/knees_forward"] == pytest.approx(2 / 3)
+    assert v["error_f1/knees"] == 0.0 and v["error_f1/elbows"] == 1.0
+    assert v["error_macro_f1"] == pytest.approx((0.8 + 0 + 1 + 0) / 4)
+    true_scope = {}
+    for e in ERROR_KEYS:
+        from videotune.core.taxonomy import exercise_of_error
+
+        ys = [(any(x["name"] == e for x in c.meta["errors"]), e in _named(c)) for c in clips
+              if c.meta["label"] == exercise_of_error(e)]
+        true_scope[e] = precision_recall_fscore_support([t for t, _ in ys], [p for _, p in ys], average="binary",
+                                                        zero_division=0)[2]
+    assert {e: v[f"error_f1/{e}"] for e in ERROR_KEYS} == pytest.approx(true_scope)
+
+
+def test_seed002_error_f1_when_every_exercise_is_wrong():
+    # Every answer names the other exercise: the seed has no clip left to score (None), while the
+    # true-exercise scope charges every true error as a miss.
+    clips = [pred("1", "squat", [("knees_forward", 1, 2)], OHP + "Error: knees."),
+             pred("2", "overhead_press", [("elbows", 0, 1)], SQ + "Error: knees forward.")]
+    v = aqa_metrics(clips, n_bootstrap=0).metrics
+    assert all(v[f"error_seed002_f1/{e}"] is None for e in ERROR_KEYS) and v["error_seed002_macro_f1"] is None
+    assert v["error_f1/knees_forward"] == 0.0 and v["error_f1/elbows"] == 0.0
+
+
+def _named(p: Prediction) -> set[str]:
+    from videotune.analyze.parse import parse_aqa
+
+    return set(parse_aqa(p.prediction).errors) if p.status == "ok" else set()

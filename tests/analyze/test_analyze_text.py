@@ -14,6 +14,7 @@ from videotune.analyze.text import (
     bleu_from_stats,
     lexnames_text,
     score_texts,
+    seed_tokens,
     word_tokens,
 )
 
@@ -65,8 +66,8 @@ def test_rouge_l_by_hand(text_models_no_java):
     assert scores.per_example["rouge_l"][0] == pytest.approx(2 / 3)
 
 
-def test_meteor_by_hand_and_equal_to_nltk(text_models_no_java):
-    from nltk.translate.meteor_score import meteor_score
+def test_meteor_by_hand_and_equal_to_nltk(text_models_no_java, nltk_word_tokenize):
+    from nltk.translate.meteor_score import single_meteor_score
 
     # Identical 6-token sentences: F-mean 1, one chunk, penalty 0.5 * (1/6)^3.
     same = score_texts(["the cat sat on the mat"], ["the cat sat on the mat"], text_models_no_java)
@@ -76,10 +77,76 @@ def test_meteor_by_hand_and_equal_to_nltk(text_models_no_java):
     # big/large, where "large" stems to "larg", does not match: NLTK's behaviour, kept.)
     synonym = score_texts(["the dog barked"], ["the hound barked"], text_models_no_java)
     assert synonym.per_example["meteor"][0] == pytest.approx(1 - 0.5 * (1 / 3) ** 3)
+    # Punctuation is a token: "the cat sat." has 4 tokens, all matched in one chunk.
+    dot = score_texts(["The cat sat."], ["the cat sat."], text_models_no_java)
+    assert dot.per_example["meteor"][0] == pytest.approx(1 - 0.5 * (1 / 4) ** 3)
     scores = score_texts(PREDS, REFS, text_models_no_java)
     for i, (p, r) in enumerate(zip(PREDS, REFS)):
-        direct = meteor_score([word_tokens(r)], word_tokens(p), wordnet=text_models_no_java.wordnet)
+        direct = single_meteor_score(nltk_word_tokenize(r), nltk_word_tokenize(p), wordnet=text_models_no_java.wordnet,
+                                     alpha=0.9, beta=3, gamma=0.5)
         assert scores.per_example["meteor"][i] == pytest.approx(direct)
+
+
+# Feedback as the project writes it (vt-prep synth's coaching texts, QVED-style descriptions):
+# several sentences, capitals, decimals, ranges, parentheses, quotes, abbreviations.
+FEEDBACK_PREDS = [
+    "Squat, 5 reps: knees inward from about 1.2 s to 2.8 s (reps 1-3). To fix it, push your knees out over "
+    "your toes as you descend. Keep the knees in line with your second toe!",
+    "Good OHP: 4 controlled reps with no form errors. Keep squeezing the glutes so the ribs stay down.",
+    "In this Squat set of 6 reps, I see the knees forward on every rep (about 0.5-3.1 s); sit the hips back "
+    "first, e.g. by pushing them toward the wall.",
+    "The subject is performing an OHP. Errors: elbows, from 0.0s to 2.78s. \"Stack the forearms,\" Dr. Lee said.",
+    "",
+    "Nice set.",
+]
+FEEDBACK_REFS = [
+    "Squat (5 reps): there is a knees inward fault between about 1.0 s and 2.9 s, with the knees falling in as "
+    "you descend. Cue: spread the floor with your feet so the knees track over the toes.",
+    "Clean OHP set of 4 reps, with solid positions and a steady tempo. Keep the bar path close to your face.",
+    "Squat, 6 reps: knees forward on every rep (about 0.4-3.0 s), travelling well past your toes. Next set, "
+    "hinge a little more at the hips so the shins stay closer to vertical.",
+    "The subject is performing an OHP. The body part involved in the error is as follows: elbows from frame "
+    "time 0.0s to 2.8s.",
+    "Good squat.",
+    "Nice set of 4 squat reps; your form looks sound throughout.",
+]
+
+
+def test_meteor_is_hf_evaluates_definition_on_feedback_texts(text_models_no_java, nltk_word_tokenize):
+    """HF evaluate's meteor `_compute` (NLTK >= 3.6.5, one reference each), run with NLTK's own word_tokenize."""
+    from nltk.translate import meteor_score
+
+    expected = [meteor_score.single_meteor_score(nltk_word_tokenize(ref), nltk_word_tokenize(pred), alpha=0.9, beta=3,
+                                                 gamma=0.5, wordnet=text_models_no_java.wordnet)
+                for ref, pred in zip(FEEDBACK_REFS, FEEDBACK_PREDS)]
+    scores = score_texts(FEEDBACK_PREDS, FEEDBACK_REFS, text_models_no_java)
+    assert scores.per_example["meteor"] == pytest.approx(expected, abs=1e-12)
+    assert float(np.mean(scores.per_example["meteor"])) == pytest.approx(float(np.mean(expected)), abs=1e-12)
+    assert scores.per_example["meteor"][4] == 0  # an empty answer scores 0, as evaluate scores it
+    # The seed's tokens keep case and punctuation, which the old letter/digit runs dropped: the scores differ.
+    lowered = [meteor_score.single_meteor_score(word_tokens(r), word_tokens(p), wordnet=text_models_no_java.wordnet)
+               for r, p in zip(FEEDBACK_REFS[:4], FEEDBACK_PREDS[:4])]
+    assert max(abs(a - b) for a, b in zip(lowered, expected[:4])) > 0.01
+
+
+def test_seed_tokens_are_nltk_word_tokenize(nltk_word_tokenize):
+    """Our splitter gives word_tokenize's tokens: on the project's texts against NLTK's own word_tokenize, and on
+    the outputs NLTK's test suite records for word_tokenize with its downloaded English Punkt model."""
+    for text in FEEDBACK_PREDS + FEEDBACK_REFS + PREDS + REFS:
+        assert seed_tokens(text) == nltk_word_tokenize(text), text
+    # nltk/test/tokenize.doctest ("Sentence tokenization in word_tokenize", NLTKWordTokenizer regression tests):
+    assert seed_tokens("I called Dr. Jones. I called Dr. Jones.") == [
+        "I", "called", "Dr.", "Jones", ".", "I", "called", "Dr.", "Jones", "."]
+    assert seed_tokens("Ich muss unbedingt daran denken, Mehl, usw. fur einen Kuchen einzukaufen. Ich muss.") == [
+        "Ich", "muss", "unbedingt", "daran", "denken", ",", "Mehl", ",", "usw", ".", "fur", "einen", "Kuchen",
+        "einzukaufen", ".", "Ich", "muss", "."]
+    assert seed_tokens("Good muffins cost $3.88\nin New York.  Please buy me\ntwo of them.\n\nThanks.") == [
+        "Good", "muffins", "cost", "$", "3.88", "in", "New", "York", ".", "Please", "buy", "me", "two", "of", "them",
+        ".", "Thanks", "."]
+    assert seed_tokens("On a $50,000 mortgage of 30 years at 8 percent, the monthly payment would be $366.88.") == [
+        "On", "a", "$", "50,000", "mortgage", "of", "30", "years", "at", "8", "percent", ",", "the", "monthly",
+        "payment", "would", "be", "$", "366.88", "."]
+    assert seed_tokens("It's more'n enough.") == ["It", "'s", "more", "'n", "enough", "."]
 
 
 def test_debian_wordnet_is_wordnet_3_and_lexnames_follow_the_spec(text_models_no_java):

@@ -20,8 +20,8 @@ expand = importlib.util.module_from_spec(SPEC)
 sys.modules[SPEC.name] = expand
 SPEC.loader.exec_module(expand)
 
-ALL_RQS = ["rq1_1_1", "rq1_1_2", "rq1_1_3", "rq1_2", "rq1_3_3", "rq2_1_1", "rq3_1_1", "rq3_1_2", "rq3_1_3",
-           "rq3_2_1", "rq3_2_2", "rq4_1", "rq5_2_1", "aqa_two_step", "aqa_dynamic_step"]
+# The experiments are the specs in experiments/ (nothing else lists them).
+ALL_RQS = expand.specs()
 
 
 @pytest.fixture
@@ -89,7 +89,8 @@ def test_rq1_3_3_pipeline_shape(repo):
     stages = load(path)["stages"]
     # inference only: evaluates the shared base checkpoint, no training stage of its own
     assert stages["evaluate"]["foreach"] == "${runs}"
-    assert "${paths.trained}" in stages["evaluate"]["do"]["deps"]
+    assert "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model" in stages["evaluate"]["do"]["deps"]
+    assert "--data-root ${item.root}" in stages["evaluate"]["do"]["cmd"]  # left for DVC's foreach
     assert not any("sft" in s.get("do", s)["cmd"] for s in stages.values())
     assert variables["paths"]["trained"] == "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model"
     assert stages["summary"]["outs"] == ["results/rq1_3_3/tiny-smolvlm2"]
@@ -98,7 +99,7 @@ def test_rq1_3_3_pipeline_shape(repo):
     assert "--family smolvlm2" in base["tiny_model"]["cmd"]
     assert base["base_train"]["outs"] == ["models/exp/gym-smoke-f4/tiny-smolvlm2/base"]
     shared = load(repo / "experiments/runs/rq1_3_3/_shared/gym-smoke-f4/dvc.yaml")["stages"]
-    assert shared["degrade"]["outs"] == ["${paths.shared}/degraded"]
+    assert shared["degrade"]["outs"] == ["data/exp/gym-smoke-f4/rq1_3_3/degraded"]
 
 
 @pytest.mark.parametrize("size", ["smoke", "full"])
@@ -142,7 +143,7 @@ def test_registry_model_and_user_data(repo):
 
 
 def test_expand_runs_axes_and_errors(tmp_path):
-    spec = {"axes": {"smoke": {"resolution": [32], "frames": [2, 4]}}, "id": "r{resolution}_f{frames}"}
+    spec = {"axes": {"smoke": {"resolution": [32], "frames": [2, 4]}}, "id": "r${item.resolution}_f${item.frames}"}
     runs = expand.expand_runs(spec, "smoke", tmp_path / "s.yaml")
     assert runs == {"r32_f2": {"resolution": 32, "frames": 2}, "r32_f4": {"resolution": 32, "frames": 4}}
     with pytest.raises(expand.SpecError, match="twice"):
@@ -162,15 +163,26 @@ def _metrics(accuracy: float, n: int = 8) -> dict:
             "per_class": {}, "meta": {"task": "aqa", "models": ["models/exp/x/base/model"]}}
 
 
-def test_collect_and_finish(repo):
+def test_summary_stage_collects_with_vt_analyze(repo, monkeypatch):
+    from videotune.analyze.collect import collect, experiment_preface, load_plan
+    from videotune.analyze.summary import write_one_experiment
+
     path = expand.render("rq1_3_3", "tiny-smolvlm2", size="smoke")
+    summary = load(path)["stages"]["summary"]
+    plan_path = "experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml"
+    assert summary["cmd"].startswith(f"vt-analyze collect --plan {plan_path} --out results/rq1_3_3/tiny-smolvlm2")
+    assert summary["cmd"].endswith(f"vt-analyze report --results results/rq1_3_3/tiny-smolvlm2/runs --experiment "
+                                   f"rq1_3_3 --out results/rq1_3_3/tiny-smolvlm2 --plan {plan_path}")
+    assert plan_path in summary["deps"] and "experiments/expand.py" not in summary["deps"]
     work = repo / "results/rq1_3_3/_work/tiny-smolvlm2"
     for run_id, accuracy in (("clean", 0.8), ("blur_4", 0.6), ("occlusion_30", 0.4)):
         (work / run_id / "analyze").mkdir(parents=True)
         (work / run_id / "analyze" / "metrics.json").write_text(json.dumps(_metrics(accuracy)))
         (work / run_id / "analyze" / "run.json").write_text(json.dumps({"tool": "analyze"}))
-    expand.collect(path.parent)
+    monkeypatch.chdir(repo)  # the plan's paths are relative to the repository root, where the stage runs
+    plan = load_plan(repo / plan_path)
     out = repo / "results/rq1_3_3/tiny-smolvlm2"
+    collect(plan, out)
     rows = (out / "grid.csv").read_text().splitlines()
     assert rows[0] == "run,model,kind,level,accuracy,error_macro_f1,span_map,robustness"
     robustness = {r.split(",")[0]: r.split(",")[-1] for r in rows[1:]}
@@ -182,18 +194,57 @@ def test_collect_and_finish(repo):
     assert normalised["meta"]["models"] == ["tiny-smolvlm2"]
     assert normalised["meta"]["axes"]["kind"] == "blur"
     assert (out / "runs/blur_4/run.json").is_file()
-    (out / "summary.md").write_text("# rq1_3_3\n\nper-run table\n")
-    expand.finish(path.parent)
-    summary = (out / "summary.md").read_text()
-    assert summary.startswith("# rq1_3_3: visual degradation")
-    assert "| blur_4 | tiny-smolvlm2 | blur | 4 | 0.6 |" in summary
-    assert "plots/degradation/degradation.png" in summary and "per-run table" in summary
+    write_one_experiment(out / "runs", "rq1_3_3", out, preface=experiment_preface(plan, out))
+    text = (out / "summary.md").read_text()
+    assert text.startswith("# rq1_3_3: visual degradation")
+    assert "| blur_4 | tiny-smolvlm2 | blur | 4 | 0.6000 |" in text
+    assert "plots/degradation/degradation.png" in text and "## Per run" in text and "Best run by" in text
 
 
-def test_collect_refuses_a_run_without_results(repo):
+def test_collect_refuses_a_run_without_results(repo, monkeypatch):
+    from videotune.analyze.collect import collect, load_plan
+    from videotune.core.io import InputError
+
     path = expand.render("rq3_1_2", "tiny-smolvlm2", size="smoke")
-    with pytest.raises(expand.SpecError, match="b1"):
-        expand.collect(path.parent)
+    monkeypatch.chdir(repo)
+    with pytest.raises(InputError, match="b1"):
+        collect(load_plan(path.parent / "collect.yaml"), repo / "results/rq3_1_2/tiny-smolvlm2")
+
+
+def test_specs_use_one_placeholder_syntax_and_are_found_from_their_files(repo):
+    import re
+
+    for spec in (REPO / "experiments").glob("*.yaml"):
+        text = spec.read_text()
+        assert not re.findall(r"(?<!\$)\{[A-Za-z_]+\}", text), f"{spec.name}: a {{name}} placeholder; write ${{name}}"
+    assert "rq1_3_3" in ALL_RQS and "base" not in ALL_RQS and "curriculum" not in ALL_RQS
+    assert expand.specs(pipelines=True) == ["clinic_curriculum", "dst"]
+    shutil.copy(repo / "experiments/rq1_2.yaml", repo / "experiments/rq9_9.yaml")
+    assert "rq9_9" in expand.specs()
+    make = (REPO / "Makefile").read_text()
+    assert "grep -l -E '^(runs|axes):' experiments/*.yaml" in make and "rq1_1_1 rq1_1_2" not in make
+
+
+def test_curriculum_and_dst_render_as_dvc_pipelines(repo):
+    path = expand.render_pipeline("clinic_curriculum", train_cmd=".venv/bin/vt-train")
+    stages = load(path)["stages"]
+    assert list(stages) == ["clinic_synth", "clinic_build", "clinic_split", "tiny_model", "exp1", "exp2", "table"]
+    # the plan's values, as the Makefile used to read them inline
+    assert stages["clinic_split"]["cmd"].endswith("--ratios 0.6,0.2,0.2 --seed 0")
+    assert "--n-images 240 --width-px 96 --height-px 72" in stages["clinic_synth"]["cmd"]
+    assert stages["exp2"]["cmd"].startswith(".venv/bin/vt-train curriculum --plan experiments/curriculum.yaml "
+                                            "--experiment exp2 --model models/tiny-clinic")
+    assert all(stage["wdir"] == "../../.." for stage in stages.values())
+    mtime = path.stat().st_mtime_ns
+    expand.render_pipeline("clinic_curriculum", train_cmd=".venv/bin/vt-train")
+    assert path.stat().st_mtime_ns == mtime  # unchanged, so DVC sees nothing new
+    dst = load(expand.render_pipeline("dst"))["stages"]
+    assert dst["metrics"]["deps"] == ["results/dst/stream/events.jsonl", "data/assembly/stream/test.jsonl"]
+    with pytest.raises(expand.SpecError, match="not a plain pipeline"):
+        expand.render_pipeline("rq1_2")
+    (repo / "experiments/broken.yaml").write_text("pipeline: true\nstages: {a: {cmd: 'echo ${nope}'}}\n")
+    with pytest.raises(expand.SpecError, match="nope"):
+        expand.render_pipeline("broken")
 
 
 def test_judge_experiment_is_skipped_without_an_endpoint(repo, monkeypatch):

@@ -174,6 +174,14 @@ def test_profile_json_and_csv_schema(tiny_model, gym_examples, gym_raw, tmp_path
     assert report.configs[0].config == "r32_f2_b1"
     manifest = json.loads((tmp_path / "run.json").read_text())
     assert manifest["command"] == "profile" and manifest["config"]["n_samples"] == 2
+    from videotune.core.summaries import ProfileSummary, read_summary
+
+    summary = read_summary(tmp_path / "summary.json")  # what vt-analyze collect reads: the first configuration
+    first = data["configs"][0]
+    assert isinstance(summary, ProfileSummary) and summary.batch_size == 1 and summary.resolution_px == 32
+    assert summary.latency_p50_s == first["latency_s"]["per_sample"]["p50"]
+    assert summary.samples_per_s == first["throughput"]["samples_per_s"]
+    assert summary.model_weights_bytes == data["model_weights_bytes"] and len(summary.samples) == len(rows)
 
 
 def test_simulated_out_of_memory_through_the_command(tiny_model, gym_examples, gym_raw, tmp_path, monkeypatch):

@@ -82,6 +82,11 @@ def test_quantized_model_through_the_console_scripts(tiny_model, gym_examples, g
                            str(tmp_path / "q")], capture_output=True, text=True, env=env)
     assert made.returncode == 0, made.stderr[-2000:]
     assert "int8-dynamic: weights" in made.stderr
+    from videotune.core.summaries import QuantizeSummary, read_summary
+
+    size = json.loads((tmp_path / "q/size.json").read_text())
+    typed = read_summary(tmp_path / "q/summary.json")
+    assert isinstance(typed, QuantizeSummary) and typed.method == "int8-dynamic" and typed.ratio == size["ratio"]
     model_dir = tmp_path / "q/model"
     gen = subprocess.run([str(BIN / "vt-infer"), "generate", "--model", str(model_dir), "--examples", str(gym_examples),
                           "--data-root", str(gym_raw), "--out", str(tmp_path / "gen"), "--limit", "2", "--batch-size", "2",

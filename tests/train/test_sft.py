@@ -84,6 +84,11 @@ def test_full_mode_changes_every_trainable_tensor_and_records_the_run(setup):
     assert summary["tokens_per_s"] > summary["target_tokens_per_s"] > 0
     assert summary["model_size_bytes"] > 0 and summary["peak_memory_bytes"] > 0
     assert summary["parameters"]["groups"]["vision"]["trainable"] > 0 and summary["imbalance"] == "none"
+    from videotune.core.summaries import TrainSummary, read_summary
+
+    typed = read_summary(out / "summary.json")  # what vt-analyze collect reads
+    assert isinstance(typed, TrainSummary) and typed.trainable_params == summary["parameters"]["trainable"]
+    assert typed.epoch_times_s == summary["epoch_times_s"] and typed.final_val_loss == history["val"][-1]["loss"]
 
 
 def test_last_blocks_with_frozen_vision_and_projector_changes_only_those_blocks(setup):

@@ -226,6 +226,8 @@ class ReportConfig(CommandConfig):
         "writes OUT/summary.md and OUT/table.{csv,md,tex} instead of RESULTS_SUMMARY.md")
     runs_glob: str = Field("**/metrics.json", description="with --results: the runs' metrics.json files, as a glob "
                            "relative to each experiment's folder (e.g. '*/runs/*/metrics.json')")
+    plan: Path | None = Field(None, description="with --experiment: the collect plan (see `collect`); summary.md then "
+                              "opens with the experiment's question, its grid table and its plots")
 
 
 def run_report(config: ReportConfig) -> None:
@@ -248,7 +250,14 @@ def run_report(config: ReportConfig) -> None:
         from videotune.analyze.summary import write_one_experiment, write_results_summary
 
         if config.experiment:
-            target = write_one_experiment(config.results, config.experiment, config.out, config.costs, config.runs_glob)
+            preface = None
+            if config.plan is not None:
+                from videotune.analyze.collect import experiment_preface, load_plan
+
+                preface = experiment_preface(load_plan(config.plan), config.out)
+                manifest.add_input(config.plan, "plan")
+            target = write_one_experiment(config.results, config.experiment, config.out, config.costs, config.runs_glob,
+                                          preface)
         else:
             target = write_results_summary(config.results, config.out, config.costs, config.use_cases, config.runs_glob)
         manifest.add_input(config.results, "results")
@@ -277,6 +286,40 @@ add_command(
     app, "report", ReportConfig, run_report,
     example="vt-analyze report --metrics runs/demo/analyze/metrics.json --history runs/demo/train/history.json "
     "--out runs/demo/report --title 'Demo'   |   vt-analyze report --results results --out results/summary",
+)
+
+
+# --------------------------------------------------------------------------- collect
+
+
+class CollectConfig(CommandConfig):
+    """Gather one experiment's runs (its plan lists each run's folder and settings) into runs/<id>/metrics.json
+    and the grid table, from analyze/metrics.json and the steps' typed summary.json files.
+
+    Writes OUT/runs/<id>/metrics.json, OUT/grid.{csv,md,tex} (and curves, radar, samples, headroom tables where
+    the runs produce them) and OUT/collect_run.json.
+    """
+
+    plan: Path = Field(description="collect plan (YAML/JSON): experiment, model, runs [{id, dir, settings}], "
+                       "table {column: metric}, relative, hidden, headroom, title, question, plots")
+    out: Path = Field(description="output folder (created if missing); its runs/ is replaced")
+
+
+def run_collect(config: CollectConfig) -> None:
+    from videotune.analyze.collect import collect, load_plan
+
+    plan = load_plan(config.plan)
+    manifest = RunManifest("analyze", "collect", config.model_dump(mode="json"), config.out)
+    written = collect(plan, config.out)
+    manifest.add_input(config.plan, "plan")
+    # beside the run.json that `vt-analyze report --experiment` writes into the same folder
+    manifest.write(outputs={"runs": "runs/", **{name: f"{name}.csv" for name in written}}, filename="collect_run.json")
+    console.print(f"collected {len(plan.runs)} run(s) into {config.out}")
+
+
+add_command(
+    app, "collect", CollectConfig, run_collect,
+    example="vt-analyze collect --plan experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml --out results/rq1_3_3/tiny-smolvlm2",
 )
 
 

@@ -15,6 +15,9 @@ both have a score for:
   share of resampled differences on either side of 0 (as sacrebleu's paired bootstrap);
 - Holm's step-down correction (statsmodels) over all pairwise tests of one run: `p_holm`.
 
+Each pairwise row also states which way the metric is better (`better`: higher | lower, from
+metric_table) and which model the observed difference favours (`favours`; empty when equal).
+
 Across several models (3 or more), per metric: one-way ANOVA (scipy f_oneway; effect size
 eta squared) and Kruskal-Wallis (scipy kruskal; effect size epsilon squared H / (n - 1)),
 which treat the models' scores as independent groups, and the Friedman test, which uses the
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from videotune.analyze import metric_table
 from videotune.analyze.bootstrap import bootstrap_weights, percentile_ci
 from videotune.core.io import InputError
 
@@ -259,6 +263,12 @@ def compare_models(
                 omni.append({"metric": metric, "n": n, "k": len(models),
                              **{f"mean[{labels[k]}]": float(values[k].mean()) for k in range(len(models))}, **row})
 
+    for row in pairwise:
+        higher = metric_table.higher_is_better(row["metric"])
+        row["better"] = "higher" if higher else "lower"
+        diff = row["diff"]
+        row["favours"] = "" if not diff or math.isnan(diff) else (
+            row["model_b"] if (diff > 0) == higher else row["model_a"])
     for row, adjusted in zip(pairwise, holm([r["p_value"] for r in pairwise])):
         row["p_holm"] = adjusted
         row["significant"] = bool(adjusted < alpha) if not math.isnan(adjusted) else None
@@ -270,7 +280,8 @@ def compare_models(
     return {"pairwise": pairwise, "omnibus": omni}
 
 
-PAIRWISE_COLUMNS = ["metric", "model_a", "model_b", "n", "mean_a", "mean_b", "diff", "ci_lo", "ci_hi", "test",
+PAIRWISE_COLUMNS = ["metric", "better", "model_a", "model_b", "n", "mean_a", "mean_b", "diff", "ci_lo", "ci_hi", "favours",
+                    "test",
                     "statistic", "p_value", "p_holm", "significant", "effect_size", "effect_size_name"]
 
 

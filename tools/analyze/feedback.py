@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from videotune.analyze import metric_table
 from videotune.analyze.bootstrap import point_and_ci, ratio, weighted_mean
 from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
 from videotune.analyze.text import TextModels, bleu_from_stats, score_texts
@@ -143,6 +144,8 @@ def feedback_scores(
             [bleu_from_stats(row, order) for row in W @ texts.bleu_stats]
         )
     functions.update(latency_functions(predictions))
+    table_functions, table_scores = metric_table.example_functions("feedback", predictions)
+    functions.update(table_functions)
     values, ci95 = point_and_ci(functions, n, n_bootstrap, seed)
 
     display: dict[str, str] = {}
@@ -174,4 +177,5 @@ def feedback_scores(
         scores.update({name: float(values_[i]) for name, values_ in texts.per_example.items()})
         per_example.append({"id": p.id, "model": p.model, "scores": scores,
                             "stats": {"bleu": [float(x) for x in texts.bleu_stats[i]]}})
+    metric_table.add_example_scores(per_example, table_scores)
     return Scored(Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta), per_example)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from videotune.analyze import metric_table
 from videotune.core.cli import CommandConfig
 from videotune.core.io import InputError, read_json, write_json
 from videotune.core.manifest import RunManifest
@@ -77,6 +78,12 @@ def load_thresholds(path: Path) -> Thresholds:
     both = set(thresholds.minimum) & set(thresholds.maximum)
     if both:
         raise InputError(f"{path}: {sorted(both)} listed under both minimum and maximum")
+    # A minimum bounds a metric where higher is better, a maximum one where lower is (metric_table).
+    wrong = [f"{name} under minimum: (lower is better)" for name in thresholds.minimum if metric_table.lower_is_better(name)]
+    wrong += [f"{name} under maximum: (higher is better)" for name in thresholds.maximum
+              if metric_table.higher_is_better(name) and metric_table.spec_of(name) is not None]
+    if wrong:
+        raise InputError(f"{path}: threshold on the wrong side: {'; '.join(wrong)}")
     return thresholds
 
 

@@ -24,6 +24,15 @@ Definitions (names as written to metrics.json):
   Computed with sklearn's precision_recall_fscore_support(zero_division=0). None when no
   clip of E's exercise is present.
 - `error_macro_f1`: mean of the per-error F1 over the errors that have a value.
+- `error_seed002_precision/E`, `error_seed002_recall/E`, `error_seed002_f1/E`,
+  `error_seed002_macro_f1`: seed 002's per-error scores (UMAP25's evaluation.py): the same
+  binary detection, but only over the clips of E's exercise whose answer names that exercise.
+  Its evaluation skips a clip whose predicted exercise differs from the true one ("wrong
+  exercise type predicted"), so that clip counts neither as a miss nor as a false alarm of
+  any error; unparseable and failed answers name no exercise and are skipped too. The clip
+  set then differs per model, so these scores are reported under their own name, beside
+  the `error_*` ones that every model is scored on alike. sklearn's precision, recall and
+  F1 as the seed calls them (zero_division 0).
 - `baseline_no_error/error_f1/E`, `baseline_no_error/error_macro_f1`: the same functions
   applied to the constant prediction "no error" (all zeros).
 - Temporal localisation, over predictions with meta.variant == "temporal" (None when there
@@ -65,6 +74,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from videotune.analyze import metric_table
 from videotune.analyze.bootstrap import point_and_ci
 from videotune.analyze.bootstrap import ratio as _ratio
 from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
@@ -315,6 +325,8 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
     mistake_right = np.array([c.pred_mistake is not None and c.pred_mistake == bool(c.true_errors) for c in clips])
 
     scope = {e: np.array([c.true_exercise == exercise_of_error(e) for c in clips]) for e in ERROR_KEYS}
+    # Seed 002 scores an error only on the clips whose exercise the answer got right.
+    seed_scope = {e: scope[e] & (pred_ex == true_ex) for e in ERROR_KEYS}
     y_true = {e: np.array([e in c.true_errors for c in clips]) for e in ERROR_KEYS}
     y_pred = {e: np.array([e in c.pred_errors for c in clips]) for e in ERROR_KEYS}
     y_none = np.zeros(n, dtype=bool)
@@ -350,6 +362,12 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
             functions[f"error_{kind}/{e}"] = lambda W, e=e, k=k: _detection(W, scope[e], y_true[e], y_pred[e])[k]
     functions["error_macro_f1"] = lambda W: _nanmean_rows([functions[f"error_f1/{e}"](W) for e in ERROR_KEYS])
     for e in ERROR_KEYS:
+        for k, kind in enumerate(("precision", "recall", "f1")):
+            functions[f"error_seed002_{kind}/{e}"] = (
+                lambda W, e=e, k=k: _detection(W, seed_scope[e], y_true[e], y_pred[e])[k])
+    functions["error_seed002_macro_f1"] = lambda W: _nanmean_rows(
+        [functions[f"error_seed002_f1/{e}"](W) for e in ERROR_KEYS])
+    for e in ERROR_KEYS:
         functions[f"baseline_no_error/error_f1/{e}"] = lambda W, e=e: _detection(W, scope[e], y_true[e], y_none)[2]
     functions["baseline_no_error/error_macro_f1"] = lambda W: _nanmean_rows(
         [functions[f"baseline_no_error/error_f1/{e}"](W) for e in ERROR_KEYS]
@@ -367,19 +385,23 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
         functions[f"span_seed002_ap/{e}"] = lambda W, has=has, ok=ok: _ratio(W @ ok.astype(float), W @ has.astype(float))
     functions["span_seed002_map"] = lambda W: _nanmean_rows([functions[f"span_seed002_ap/{e}"](W) for e in ERROR_KEYS])
     functions.update(latency_functions(predictions))
+    table_functions, table_scores = metric_table.example_functions("aqa", predictions)
+    functions.update(table_functions)
 
     values, ci95 = point_and_ci(functions, n, n_bootstrap, seed)
     # Point estimates of detection come from sklearn itself; the weighted formula above
     # (the same zero_division=0 convention) serves the resamples.
     for e in ERROR_KEYS:
-        for prefix, pred in (("error", y_pred[e]), ("baseline_no_error/error", y_none)):
-            prf = _sklearn_prf(scope[e], y_true[e], pred)
+        for prefix, clips_of, pred in (("error", scope, y_pred[e]), ("baseline_no_error/error", scope, y_none),
+                                       ("error_seed002", seed_scope, y_pred[e])):
+            prf = _sklearn_prf(clips_of[e], y_true[e], pred)
             for kind, v in zip(("precision", "recall", "f1"), prf or (None, None, None)):
                 if f"{prefix}_{kind}/{e}" in values:
                     values[f"{prefix}_{kind}/{e}"] = v
-    for prefix in ("", "baseline_no_error/"):
-        f1s = [values[f"{prefix}error_f1/{e}"] for e in ERROR_KEYS if values[f"{prefix}error_f1/{e}"] is not None]
-        values[f"{prefix}error_macro_f1"] = float(np.mean(f1s)) if f1s else None
+    for f1, macro in (("error_f1", "error_macro_f1"), ("baseline_no_error/error_f1", "baseline_no_error/error_macro_f1"),
+                      ("error_seed002_f1", "error_seed002_macro_f1")):
+        f1s = [values[f"{f1}/{e}"] for e in ERROR_KEYS if values[f"{f1}/{e}"] is not None]
+        values[macro] = float(np.mean(f1s)) if f1s else None
 
     labels = [*exercise_keys, UNPARSED]
     confusion = confusion_matrix(
@@ -421,6 +443,8 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
         "models": sorted({p.model for p in predictions}),
         "bootstrap": bootstrap_meta(n_bootstrap, seed),
         "error_scope": "clips whose ground-truth exercise can show the error",
+        "error_seed002_scope": "clips whose ground-truth exercise can show the error and whose answer names "
+                               "that exercise (seed 002: a wrong exercise skips the clip)",
         "ap_score": (
             f"meta.{SCORE_KEY}: mean token log-probability of the answer (vt-infer); all spans of one "
             "answer share it; answers without one rank last, as one tie group"
@@ -445,4 +469,5 @@ def aqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
                 "span_miou": float(iou_sum[i] / n_spans[i]) if n_spans[i] else None,
             },
         })
+    metric_table.add_example_scores(per_example, table_scores)
     return Scored(Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta), per_example)

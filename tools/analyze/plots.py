@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from videotune.analyze import metric_table
 from videotune.analyze.report import plt, save_figure
 from videotune.core.io import InputError
 
@@ -34,7 +35,8 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "batch_scaling": (("model", "batch_size"), ("latency_s", "throughput", "memory_gb"), "latency/throughput/memory vs batch (RQ3.1.2)"),
     "resolution_frames_heatmap": (("resolution", "frames", "value"), ("model", "metric"), "a value over resolution x frames (RQ3.1.3)"),
     "pareto": (("name", "accuracy", "latency_s", "memory_gb"), (), "accuracy vs latency x memory, frontier marked (RQ3.1.3)"),
-    "headroom": (("model", "metric", "current", "minimum"), (), "current - minimum acceptable per metric (RQ3.2.1)"),
+    "headroom": (("model", "metric", "current", "minimum"), (),
+                 "room to the acceptable bound per metric, in its better direction (RQ3.2.1)"),
     "radar": (("model", "dimension", "score"), (), "judge dimensions per model (RQ5.2.1)"),
     "confusion": ((), (), "exercise and error confusion matrices from a metrics.json (RQ4.1.2, RQ2.1.1)"),
     "pr_curve": ((), (), "span-detection precision-recall curves from a metrics.json (RQ2.1.1)"),
@@ -120,9 +122,11 @@ def pareto_front(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
 
 
 def headroom(data: pd.DataFrame) -> pd.DataFrame:
-    """current - minimum per model and metric: the accuracy a compression may still lose."""
+    """Signed room to the acceptable bound per model and metric, in the metric's better direction
+    (metric_table): current - bound where higher is better, bound - current where lower is."""
     out = data.copy()
-    out["headroom"] = out["current"] - out["minimum"]
+    sign = np.array([1.0 if metric_table.higher_is_better(str(m)) else -1.0 for m in out["metric"]])
+    out["headroom"] = sign * (out["current"] - out["minimum"])
     return out
 
 
@@ -336,7 +340,7 @@ def plot_headroom(data: pd.DataFrame, out_dir: Path, stem: str = "headroom", tit
                         va="bottom" if h >= 0 else "top", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, metrics, rotation=20, ha="right")
-    ax.set_ylabel("current - minimum acceptable")
+    ax.set_ylabel("room to the acceptable bound")
     ax.grid(alpha=0.3, axis="y")
     return _finish(fig, ax, out_dir, stem, title or "Accuracy headroom before compression")
 

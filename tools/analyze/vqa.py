@@ -26,6 +26,7 @@ from collections import Counter
 
 import numpy as np
 
+from videotune.analyze import metric_table
 from videotune.analyze.bootstrap import point_and_ci, ratio
 from videotune.analyze.common import Scored, bootstrap_meta, check_task, latency_functions
 from videotune.core.answers import normalize_answer, stage_key
@@ -72,6 +73,8 @@ def vqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
         constant = np.array([r == per_stage_majority[stage] for r in norm_ref], float)
         functions[f"baseline_majority/normalized_accuracy/{stage}"] = accuracy(constant, scope)
     functions.update(latency_functions(predictions))
+    table_functions, table_scores = metric_table.example_functions("vqa", predictions)
+    functions.update(table_functions)
     values, ci95 = point_and_ci(functions, n, n_bootstrap, seed)
 
     per_class = {
@@ -93,4 +96,5 @@ def vqa_scores(predictions: list[Prediction], n_bootstrap: int = 1000, seed: int
          "stage": stages[i]}
         for i, p in enumerate(predictions)
     ]
+    metric_table.add_example_scores(per_example, table_scores)
     return Scored(Metrics(n=n, metrics=values, ci95=ci95, per_class=per_class, meta=meta), per_example)

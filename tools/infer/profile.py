@@ -530,6 +530,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
         first_oom=first_oom,
     )
     write_json(config.out / "profile.json", report.model_dump(mode="json", by_alias=True))
+    write_profile_summary(config.out, report, csv_path)
     manifest.write(outputs={"profile": "profile.json", "samples": csv_path.name},
                    summary={"configs": len(results), "first_oom": first_oom, "device": device})
     return report
@@ -553,3 +554,23 @@ def _packed_parameters(model) -> int:
             bias = m.bias() if callable(getattr(m, "bias", None)) else None
             count += m.weight().numel() + (bias.numel() if bias is not None else 0)
     return count
+
+
+def write_profile_summary(out: Path, report: ProfileReport, samples_csv: Path) -> None:
+    """OUT/summary.json (core.summaries.ProfileSummary): the first configuration that ran, and every sample."""
+    from videotune.core.summaries import ProfileSample, ProfileSummary, write_summary
+
+    ok = next((c for c in report.configs if c.status == "ok"), None)
+    figures: dict[str, Any] = {}
+    if ok is not None:
+        latency = ok.latency_s.get("per_sample") or ok.latency_s["total"]
+        figures = {"n_samples": ok.n_samples, "batch_size": ok.batch_size, "frames": ok.frames,
+                   "resolution_px": ok.resolution_px, "latency_p50_s": latency.p50, "latency_p95_s": latency.p95,
+                   "latency_mean_s": latency.mean, "peak_memory_bytes": ok.peak_memory_bytes,
+                   "samples_per_s": ok.throughput.samples_per_s if ok.throughput else None,
+                   "tokens_per_s": ok.throughput.tokens_per_s if ok.throughput else None}
+    with samples_csv.open(encoding="utf-8") as fh:
+        samples = [ProfileSample(latency_s=float(r["latency_per_sample_s"]), batch_size=int(r["batch_size"]),
+                                 frames=int(r["frames"]), resolution_px=int(r["resolution_px"]))
+                   for r in csv.DictReader(fh)]
+    write_summary(out, ProfileSummary(model_weights_bytes=report.model_weights_bytes, samples=samples, **figures))

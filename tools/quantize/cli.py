@@ -65,7 +65,10 @@ def run_quantize(config: QuantizeConfig) -> dict:
     report = size_report(config.method, config.model, target)
     report["details"] = result.details
     write_json(config.out / "size.json", report)
-    manifest.write(outputs={"model": "model", "size": "size.json"}, summary=report)
+    from videotune.core.summaries import QuantizeSummary, write_summary
+
+    write_summary(config.out, QuantizeSummary(**{k: report[k] for k in QuantizeSummary.model_fields if k in report}))
+    manifest.write(outputs={"model": "model", "size": "size.json", "summary": "summary.json"}, summary=report)
     return report
 
 

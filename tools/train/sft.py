@@ -358,6 +358,13 @@ def run_sft(config: SftConfig) -> dict:
         outputs.update({"model": "model/"} if config.mode != "qlora" else {})
         outputs.update({"adapter": "adapter/"} if config.mode in ("lora", "qlora") else {})
         manifest.write(outputs=outputs, summary=summary)
+        from videotune.core.summaries import TrainSummary, write_summary
+
+        write_summary(config.out, TrainSummary(
+            trainable_params=params["trainable"], total_params=params["total"], n_train=len(train_items),
+            runtime_s=summary["train_runtime_s"], epoch_times_s=summary["epoch_times_s"],
+            final_train_loss=summary["final_train_loss"], final_val_loss=summary["final_val_loss"],
+            peak_memory_bytes=summary["peak_memory_bytes"], model_size_bytes=summary["model_size_bytes"]))
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return summary
