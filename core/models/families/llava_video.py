@@ -237,11 +237,11 @@ class LlavaVideo(LlavaOnevision):
                             model_config.newline_position)[0]
 
     def load_processor(self, source: str, trust_remote_code: bool = False) -> Any:
-        from transformers import AutoProcessor
+        from videotune.core.models.families._llava_video_model import LlavaVideoProcessor
 
         root = _published.local_dir(source)
         if _model_type(root) == OWN_TYPE:
-            return AutoProcessor.from_pretrained(root)
+            return LlavaVideoProcessor.from_pretrained(root)
         top = read_layout(root)
         tokenizer = tokenizer_from_layout(root)
         return processor_from_config(config_from_layout(top, root, tokenizer), tokenizer)
