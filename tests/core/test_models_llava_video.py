@@ -1,8 +1,8 @@
 """LLaVA-Video: the video path (pooling, newline placement, token counts) against hand computations and against
 transformers' LLaVA-OneVision, LLaVA-NeXT's key map at LLaVA-Video-7B-Qwen2's real sizes, the processor built from
-what the checkpoint ships, the tiny variant through the loader real checkpoints go through, and (on a GPU with the
-checkpoint cached) the real model answering three clips. The generic family tests run over it in
-test_models_families.py."""
+what the checkpoint ships, and the tiny variant through the loader real checkpoints go through. The generic
+family tests run over it in test_models_families.py; LoRA adapters, int8-dynamic, the console scripts and the
+real checkpoint on a GPU in test_models_published_layouts.py."""
 
 import json
 import shutil
@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from videotune.core import models
-from videotune.core.io import InputError, read_jsonl, write_jsonl
+from videotune.core.io import InputError
 from videotune.core.models.families import llava_video
 from videotune.core.models.families._llava_video_model import (
     LlavaVideoConfig,
@@ -22,8 +22,6 @@ from videotune.core.models.families._llava_video_model import (
     place_newlines,
     pool_frames,
 )
-from videotune.core.schemas import Prediction
-from videotune.prep.build import BuildOptions, build_examples
 
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
 CORPUS = ["The subject is performing a squat. He performs it correctly.", "what is the exercise", "yes no"] * 20
@@ -201,6 +199,11 @@ def test_the_processor_is_built_from_what_the_checkpoint_ships(tiny):
     assert type(processor.image_processor).__name__ == "LlavaOnevisionImageProcessor"
     assert list(processor.image_processor.image_mean) == [0.5] * 3 and processor.video_processor.size["height"] == 64
     assert processor.num_image_tokens == 64 and processor.vision_aspect_ratio == "anyres_max_9"
+    # at LLaVA-Video-7B's SigLIP settings frames are decoded at 384 px
+    from transformers import LlavaOnevisionVideoProcessor
+
+    processor.video_processor = LlavaOnevisionVideoProcessor(size={"height": 384, "width": 384})
+    assert models.FAMILIES["llava-video"].frame_size(processor) == 384
     video = processor.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Q"}]}],
                                           add_generation_prompt=True)
     assert video == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<video>Q<|im_end|>\n"
@@ -244,60 +247,3 @@ def test_saved_in_the_registered_format_it_loads_again_the_same(tiny, tmp_path):
     assert torch.equal(batch["input_ids"], again_batch["input_ids"])
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, again(**again_batch).logits)
-
-
-@pytest.fixture(scope="module")
-def examples(gym_raw, tmp_path_factory):
-    from videotune.core.io import read_samples
-
-    work = tmp_path_factory.mktemp("llava-video-examples")
-    built, _ = build_examples(read_samples(gym_raw / "samples.parquet"), gym_raw, BuildOptions("aqa", "temporal", 4, 10, 0))
-    write_jsonl(work / "train.jsonl", built[:4])
-    write_jsonl(work / "test.jsonl", built[4:7])
-    return work
-
-
-def test_lora_adapter_names_its_base_and_int8_dynamic_answers(tiny, examples, gym_raw, tmp_path):
-    from videotune.infer.generate import GenerateConfig, run_generate
-    from videotune.quantize.cli import QuantizeConfig, run_quantize
-    from videotune.train.sft import SftConfig, run_sft
-
-    run_sft(SftConfig(model=str(tiny), train=examples / "train.jsonl", data_root=gym_raw, out=tmp_path / "lora",
-                      mode="lora", lora_r=4, max_steps=1, batch_size=2, logging_steps=1))
-    adapter = models.resolve(str(tmp_path / "lora/adapter"))
-    assert adapter.family.name == "llava-video" and adapter.source == str(tiny)
-    models.load(adapter)
-    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny, out=tmp_path / "q", min_int8_weights=0))
-    model, _ = models.load(models.resolve(str(tmp_path / "q/model")))
-    assert type(model.model.language_model.layers[0].mlp.up_proj).__module__.startswith("torch.ao")
-    run_generate(GenerateConfig(model=str(tmp_path / "q/model"), examples=examples / "test.jsonl", data_root=gym_raw,
-                                out=tmp_path / "gen", batch_size=3, max_new_tokens=4))
-    predictions = read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)
-    assert [p.status for p in predictions] == ["ok"] * 3
-
-
-def test_registry_name_and_an_uncached_hub_id(monkeypatch):
-    ref = models.resolve("llava-video-7b")
-    assert (ref.family.name, ref.source) == ("llava-video", "lmms-lab/LLaVA-Video-7B-Qwen2")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InputError, match="cannot load model from lmms-lab/LLaVA-Video-7B-Qwen2"):
-        models.load(ref)
-
-
-@pytest.mark.gpu
-def test_real_llava_video_7b_answers_three_clips(examples, gym_raw, tmp_path):
-    """The published checkpoint, when it is in the local HF cache: loaded natively in bf16 on the GPU, it answers
-    three gym clips in words (not checked for correctness: the clips are synthetic)."""
-    from huggingface_hub import snapshot_download
-
-    from videotune.infer.generate import GenerateConfig, run_generate
-
-    try:
-        snapshot_download("lmms-lab/LLaVA-Video-7B-Qwen2", local_files_only=True)
-    except Exception:  # noqa: BLE001 - any miss of the local cache means: not here
-        pytest.skip("lmms-lab/LLaVA-Video-7B-Qwen2 is not in the local HF cache")
-    run_generate(GenerateConfig(model="llava-video-7b", examples=examples / "test.jsonl", data_root=gym_raw,
-                                out=tmp_path / "gen", batch_size=3, max_new_tokens=24, device="cuda", dtype="bfloat16"))
-    predictions = read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)
-    assert [p.status for p in predictions] == ["ok"] * 3
-    assert all(any(c.isalpha() for c in p.prediction) for p in predictions)

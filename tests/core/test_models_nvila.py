@@ -1,7 +1,8 @@
 """NVILA-Lite: each piece against an independent computation on small tensors, the published layout's key map at
-NVILA-Lite-2B's real sizes, the tiny variant through the loader real checkpoints go through, and (on a GPU with
-the checkpoint cached) the real model answering three clips. The generic family tests (build, load, labels,
-frame size, training full and LoRA, profile, generation) run over it in test_models_families.py."""
+NVILA-Lite-2B's real sizes, and the tiny variant through the loader real checkpoints go through. The generic
+family tests (build, load, labels, frame size, training full and LoRA, profile, generation) run over it in
+test_models_families.py; LoRA adapters, int8-dynamic, the console scripts and the real checkpoint on a GPU in
+test_models_published_layouts.py."""
 
 import json
 import shutil
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from videotune.core import models
-from videotune.core.io import InputError, read_jsonl, write_jsonl
+from videotune.core.io import InputError
 from videotune.core.models.families import nvila
 from videotune.core.models.families._nvila_model import (
     NvilaConfig,
@@ -23,8 +24,6 @@ from videotune.core.models.families._nvila_model import (
     downsample_3x3,
     image_tiles,
 )
-from videotune.core.schemas import Prediction
-from videotune.prep.build import BuildOptions, build_examples
 
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
 CORPUS = ["The subject is performing a squat. He performs it correctly.", "what is the exercise", "yes no"] * 20
@@ -189,6 +188,7 @@ def test_tokens_per_frame_and_tiles_at_nvila_lite_sizes(tiny):
     processor.image_processor.size = {"height": 448, "width": 448}
     processor.patch_size = 14
     assert processor.tokens_per_tile == 121  # NVILA-Lite-2B: 32 x 32 patches -> 11 x 11
+    assert models.FAMILIES["nvila"].frame_size(processor) == 448  # frames are decoded at the tower's side
 
 
 def test_still_image_grids_worked_by_hand():
@@ -256,63 +256,3 @@ def test_saved_in_the_registered_format_it_loads_again_the_same(tiny, tmp_path):
 
     assert type(AutoModelForImageTextToText.from_pretrained(tmp_path / "own")) is NvilaForConditionalGeneration
     assert type(AutoProcessor.from_pretrained(tmp_path / "own")) is NvilaProcessor
-
-
-@pytest.fixture(scope="module")
-def examples(gym_raw, tmp_path_factory):
-    from videotune.core.io import read_samples
-
-    work = tmp_path_factory.mktemp("nvila-examples")
-    built, _ = build_examples(read_samples(gym_raw / "samples.parquet"), gym_raw, BuildOptions("aqa", "temporal", 4, 10, 0))
-    write_jsonl(work / "train.jsonl", built[:4])
-    write_jsonl(work / "test.jsonl", built[4:7])
-    return work
-
-
-def test_lora_adapter_names_its_base_and_int8_dynamic_answers(tiny, examples, gym_raw, tmp_path):
-    """vt-train sft --mode lora: the adapter resolves to the tiny checkpoint it was trained on; vt-quantize
-    int8-dynamic of the published layout loads and answers through vt-infer generate."""
-    from videotune.infer.generate import GenerateConfig, run_generate
-    from videotune.quantize.cli import QuantizeConfig, run_quantize
-    from videotune.train.sft import SftConfig, run_sft
-
-    run_sft(SftConfig(model=str(tiny), train=examples / "train.jsonl", data_root=gym_raw, out=tmp_path / "lora",
-                      mode="lora", lora_r=4, max_steps=1, batch_size=2, logging_steps=1))
-    adapter = models.resolve(str(tmp_path / "lora/adapter"))
-    assert adapter.family.name == "nvila" and adapter.source == str(tiny) and adapter.adapter is not None
-    models.load(adapter)
-    run_quantize(QuantizeConfig(method="int8-dynamic", model=tiny, out=tmp_path / "q", min_int8_weights=0))
-    model, _ = models.load(models.resolve(str(tmp_path / "q/model")))
-    assert type(model.model.language_model.layers[0].mlp.up_proj).__name__ == "Linear"  # torch.ao's dynamic int8
-    assert type(model.model.language_model.layers[0].mlp.up_proj).__module__.startswith("torch.ao")
-    run_generate(GenerateConfig(model=str(tmp_path / "q/model"), examples=examples / "test.jsonl", data_root=gym_raw,
-                                out=tmp_path / "gen", batch_size=3, max_new_tokens=4))
-    predictions = read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)
-    assert [p.status for p in predictions] == ["ok"] * 3
-
-
-def test_registry_name_and_an_uncached_hub_id(monkeypatch):
-    ref = models.resolve("nvila-lite-2b")
-    assert (ref.family.name, ref.source) == ("nvila", "Efficient-Large-Model/NVILA-Lite-2B")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InputError, match="cannot load model from Efficient-Large-Model/NVILA-Lite-2B"):
-        models.load(ref)
-
-
-@pytest.mark.gpu
-def test_real_nvila_lite_2b_answers_three_clips(examples, gym_raw, tmp_path):
-    """The published checkpoint, when it is in the local HF cache: loaded natively in bf16 on the GPU, it answers
-    three gym clips in words (not checked for correctness: the clips are synthetic)."""
-    from huggingface_hub import snapshot_download
-
-    from videotune.infer.generate import GenerateConfig, run_generate
-
-    try:
-        snapshot_download("Efficient-Large-Model/NVILA-Lite-2B", local_files_only=True)
-    except Exception:  # noqa: BLE001 - any miss of the local cache means: not here
-        pytest.skip("Efficient-Large-Model/NVILA-Lite-2B is not in the local HF cache")
-    run_generate(GenerateConfig(model="nvila-lite-2b", examples=examples / "test.jsonl", data_root=gym_raw,
-                                out=tmp_path / "gen", batch_size=3, max_new_tokens=24, device="cuda", dtype="bfloat16"))
-    predictions = read_jsonl(tmp_path / "gen/predictions.jsonl", Prediction)
-    assert [p.status for p in predictions] == ["ok"] * 3
-    assert all(any(c.isalpha() for c in p.prediction) for p in predictions)

@@ -9,11 +9,11 @@ a checkpoint with a tensor no parameter takes or a parameter no tensor fills (`l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from videotune.core import io
 from videotune.core.io import InputError
 
 # What a hub snapshot needs for these layouts (configs, tokenizer files, weights); trainer states and optimizer
@@ -33,12 +33,8 @@ def local_dir(source: str) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise InputError(f"{path}: missing (the checkpoint's layout needs it)") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not readable as JSON ({err})") from err
+    """A JSON object from the checkpoint (an input error naming the file when it is missing or not one)."""
+    data = io.read_json(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
@@ -130,7 +126,7 @@ def write_tensors(path: Path, tensors: Mapping[str, Any]) -> None:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    io.write_json(path, dict(data))
 
 
 def split_state(state: Mapping[str, Any], rules: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
@@ -145,3 +141,10 @@ def split_state(state: Mapping[str, Any], rules: Sequence[tuple[str, str, str]])
         else:
             raise ValueError(f"parameter {name!r} has no place in the published layout")
     return parts
+
+
+def set_generation_tokens(model: Any, tokenizer: Any) -> None:
+    """A built model's generation stops at the tokenizer's EOS (the end of the assistant turn) and pads with its pad."""
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id

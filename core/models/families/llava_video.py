@@ -276,10 +276,7 @@ class LlavaVideo(LlavaOnevision):
             return LlavaVideoForConditionalGeneration._from_config(config, dtype=torch.float32)
 
     def save_built(self, model: Any, processor: Any, out_dir: Path) -> Path:
-        tokenizer = processor.tokenizer
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.generation_config.bos_token_id = tokenizer.bos_token_id
+        _published.set_generation_tokens(model, processor.tokenizer)
         return save_layout(model, processor, out_dir)
 
     def build_tiny(self, spec: TinySpec, corpus: Iterable[str]) -> tuple[Any, Any]:

@@ -290,7 +290,7 @@ class Nvila(Family):
                                                               dtype=torch.float32)
 
     def save_built(self, model: Any, processor: Any, out_dir: Path) -> Path:
-        _set_generation_tokens(model, processor.tokenizer)
+        _published.set_generation_tokens(model, processor.tokenizer)
         return save_layout(model, processor, out_dir)
 
     def build_tiny(self, spec: TinySpec, corpus: Iterable[str]) -> tuple[Any, Any]:
@@ -321,12 +321,6 @@ class Nvila(Family):
                                                image_std=[0.5] * 3)
         processor = NvilaProcessor(image_processor, tokenizer, patch_size=spec.patch_size)
         return NvilaForConditionalGeneration(config), processor
-
-
-def _set_generation_tokens(model: Any, tokenizer: Any) -> None:
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
 
 
 NVILA = register(Nvila(
