@@ -127,6 +127,13 @@ class Family:
         a tokenizer trained on `corpus` (`tiny.build_tiny` seeds, checks the spec and saves)."""
         raise NotImplementedError(f"family {self.name} has no tiny variant")
 
+    def save_built(self, model: Any, processor: Any, out_dir: Path) -> Path:
+        """Write a model built offline (tiny variant, reference architecture) as the family's checkpoints are
+        published, so that loading it goes through the code real checkpoints go through. Default: save_pretrained."""
+        from videotune.core.models.tiny import save_built
+
+        return save_built(model, processor, out_dir)
+
     def build_reference(self, arch: str, corpus: Iterable[str]) -> tuple[Any, Any]:
         """(model, processor) of the released architecture `arch` (a key of `reference_archs`) with random
         weights (`tiny.build_reference` seeds and saves)."""

@@ -87,7 +87,7 @@ def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: in
         raise InputError(f"frame size {spec.frame_size} px: must be a multiple of 2 x patch size = {2 * spec.patch_size} px")
     torch.manual_seed(seed)  # the random weights; the tokenizer's training is deterministic on its own
     model, processor = FAMILIES[family].build_tiny(spec, corpus)
-    return save_built(model, processor, Path(out_dir))
+    return FAMILIES[family].save_built(model, processor, Path(out_dir))
 
 
 def reference_archs() -> dict[str, str]:
@@ -107,7 +107,7 @@ def build_reference(arch: str, out_dir: str | Path, corpus: Iterable[str], seed:
     family = FAMILIES[archs[arch]]
     torch.manual_seed(seed)
     model, processor = family.build_reference(arch, corpus)
-    return save_built(model, processor, Path(out_dir))
+    return family.save_built(model, processor, Path(out_dir))
 
 
 def save_built(model: Any, processor: Any, out_dir: Path) -> Path:

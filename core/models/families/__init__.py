@@ -8,3 +8,5 @@ from videotune.core.models.families import qwen2_5_vl  # noqa: F401
 from videotune.core.models.families import qwen3_vl  # noqa: F401
 from videotune.core.models.families import llava_onevision  # noqa: F401
 from videotune.core.models.families import videollama3  # noqa: F401
+from videotune.core.models.families import nvila  # noqa: F401
+from videotune.core.models.families import llava_video  # noqa: F401
