@@ -30,7 +30,11 @@ CLASSES = {
     "llava-onevision": ("LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor",
                         "LlavaOnevisionVideoProcessor"),
     "videollama3": ("VideoLlama3ForConditionalGeneration", "VideoLlama3Processor", "VideoLlama3VideoProcessor"),
+    "mobile-videogpt": ("MobileVideoGPTQwenForCausalLM", "MobileVideoGPTProcessor", "MobileVideoGPTVideoProcessor"),
 }
+# frame sides fixed by learned position embeddings: the trained side only, and its tokens per frame (tiny)
+FIXED_SIDE = {"llava-onevision": 16,  # 8 x 8 SigLIP patches pooled 2 x 2
+              "mobile-videogpt": 18}  # a context frame's 4 x 4 tokens + 16 video tokens per chunk of 8 frames / 8
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
 TARGETS = ["The subject is performing a Squat.", "The subject is performing a OHP. He performs it correctly."]
 
@@ -144,10 +148,10 @@ def test_exact_timestamps_reach_the_model(tiny_dir):
 def test_set_frame_size_changes_the_tokens_per_frame(tiny_dir):
     ref = models.resolve(str(tiny_dir))
     model, processor = models.load(ref)
-    if ref.family.name == "llava-onevision":
+    if ref.family.name in FIXED_SIDE:
         with pytest.raises(InputError, match="position embeddings for 64 px"):
             ref.family.set_frame_size(processor, model.config, 32)
-        assert ref.family.set_frame_size(processor, model.config, 64) == 16  # 8 x 8 patches pooled 2 x 2
+        assert ref.family.set_frame_size(processor, model.config, 64) == FIXED_SIDE[ref.family.name]
         return
     with pytest.raises(InputError, match="multiple of"):
         ref.family.set_frame_size(processor, model.config, 40)
@@ -208,13 +212,14 @@ def test_profile_sweeps_resolutions(tiny_dir, gym_raw):
     """vt-infer profile unchanged: latency per resolution, tokens per frame from the family's geometry."""
     work = tiny_dir.parent
     family = models.resolve(str(tiny_dir)).family.name
-    resolutions = [64] if family == "llava-onevision" else [32, 64]
+    resolutions = [64] if family in FIXED_SIDE else [32, 64]
     report = run_profile(ProfileConfig(model=str(tiny_dir), examples=work / "test.jsonl", data_root=gym_raw,
                                        out=work / f"profile-{tiny_dir.name}", n_samples=2, warmup=0,
                                        batch_sizes=[1, 2], resolutions=resolutions, max_new_tokens=3, device="cpu"))
     assert [c.status for c in report.configs] == ["ok"] * 2 * len(resolutions)
     per_frame = {c.resolution_px: c.tokens_per_frame for c in report.configs}
-    expected = {"llava-onevision": {64: 16}, "videollama3": {32: 4, 64: 16}}.get(family, {32: 2, 64: 8})
+    expected = {**{name: {64: tokens} for name, tokens in FIXED_SIDE.items()},
+                "videollama3": {32: 4, 64: 16}}.get(family, {32: 2, 64: 8})
     assert per_frame == expected
 
 

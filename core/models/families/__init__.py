@@ -8,3 +8,4 @@ from videotune.core.models.families import qwen2_5_vl  # noqa: F401
 from videotune.core.models.families import qwen3_vl  # noqa: F401
 from videotune.core.models.families import llava_onevision  # noqa: F401
 from videotune.core.models.families import videollama3  # noqa: F401
+from videotune.core.models.families import mobile_videogpt  # noqa: F401
