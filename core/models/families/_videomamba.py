@@ -15,6 +15,7 @@ checkpoints (`vision_encoder.layers.N.mixer.A_b_log`, ...), so that a Mobile-Vid
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -103,8 +104,9 @@ def selective_scan(u, delta, A, B, C, D, z=None, chunk: int = SCAN_CHUNK):
     return y.to(dtype)
 
 
+@functools.cache
 def _kernel_scan():
-    """mamba_ssm's fused CUDA selective scan, or None where mamba_ssm is not installed."""
+    """mamba_ssm's fused CUDA selective scan, or None where mamba_ssm is not installed (looked up once)."""
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except ImportError:
@@ -113,13 +115,17 @@ def _kernel_scan():
 
 
 def scan(u, delta, A, B, C, D, z):
-    """`selective_scan` on mamba_ssm's kernel for CUDA tensors when it is installed, in PyTorch otherwise (the
-    same recurrence; the kernel takes [batch, channels, length] and [batch, state, length] layouts)."""
+    """`selective_scan` on mamba_ssm's kernel for CUDA tensors when it is installed, in PyTorch otherwise."""
     kernel = _kernel_scan() if u.is_cuda else None
     if kernel is None:
         return selective_scan(u, delta, A, B, C, D, z)
-    channels_first = [t.transpose(1, 2).contiguous() for t in (u, delta.to(u.dtype), B.to(u.dtype), C.to(u.dtype), z)]
-    x, dt, b, c, gate = channels_first
+    return kernel_scan(kernel, u, delta, A, B, C, D, z)
+
+
+def kernel_scan(kernel, u, delta, A, B, C, D, z):
+    """The same recurrence through mamba_ssm's `selective_scan_fn`, which takes channels (and states) before time:
+    u, delta, z [batch, channels, length], B, C [batch, state, length], all in u's dtype; A and D in float32."""
+    x, dt, b, c, gate = (t.to(u.dtype).transpose(1, 2).contiguous() for t in (u, delta, B, C, z))
     return kernel(x, dt, A.float(), b, c, D.float(), z=gate, delta_bias=None, delta_softplus=False).transpose(1, 2)
 
 
@@ -240,9 +246,9 @@ class VideoMambaEncoder(nn.Module):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(batch, -1, -1)
         hidden = torch.cat([cls, x.flatten(1, 2)], dim=1)
         # pre-norm blocks; the residual stream is carried in float32 (residual_in_fp32)
-        residual = None
+        residual = torch.zeros_like(hidden, dtype=torch.float32)
         for layer in self.layers:
-            residual = hidden.float() if residual is None else residual + hidden.float()
+            residual = residual + hidden.float()
             hidden = layer.mixer(layer.norm(residual).to(dtype))
         return self.norm(residual + hidden.float()).to(dtype)
 
