@@ -390,6 +390,22 @@ def test_a_file_without_the_clip_tower_reads_it_from_image_mm_vision_tower(tiny,
     assert all(torch.equal(ours[k], reference[k]) for k in reference)
 
 
+def test_both_towers_count_as_vision_and_freeze_together(tiny):
+    from videotune.train.modes import ModeOptions, apply_mode, parameter_report
+
+    model, _ = models.load(models.resolve(str(tiny)))
+    family = mvg.MOBILE_VIDEOGPT
+    apply_mode(model, family, ModeOptions(freeze_vision=True, freeze_projector=True, last_blocks=1))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("model.layers.1.") for n in trainable)
+    report = parameter_report(model, family)
+    towers = sum(p.numel() for n, p in model.named_parameters()
+                 if n.startswith(("model.vision_tower.", "model.image_vision_tower.")))
+    projectors = sum(p.numel() for n, p in model.named_parameters() if "mm_projector" in n)
+    assert (report["groups"]["vision"]["total"], report["groups"]["vision"]["trainable"]) == (towers, 0)
+    assert (report["groups"]["projector"]["total"], report["groups"]["projector"]["trainable"]) == (projectors, 0)
+
+
 # ---------------------------------------------------------------------------------------------- processor
 
 

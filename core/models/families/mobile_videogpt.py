@@ -91,7 +91,8 @@ class MobileVideoGPTQwenConfig(Qwen2Config):
     image_mm_vision_tower: str = "openai/clip-vit-base-patch16"  # where the CLIP weights come from if the file lacks them
     mm_projector_type: str = "etp"
     image_mm_projector_type: str = "etp"
-    mm_vision_select_layer: int = -2  # CLIP hidden state read (second to last layer), patch tokens only
+    mm_vision_select_layer: int = -2  # CLIP hidden state read (second to last layer)
+    mm_vision_select_feature: str = "patch"  # its patch tokens (the class token dropped)
     # the seed's constants: NUM_FRAMES, CHUNK_SIZE, num_select_k_frames_in_chunk, and the ETP pool sides
     num_frames: int = 16
     chunk_size: int = 8
@@ -104,6 +105,10 @@ class MobileVideoGPTQwenConfig(Qwen2Config):
 
     def validate_architecture(self):
         super().validate_architecture()
+        built = {"mm_projector_type": "etp", "image_mm_projector_type": "etp", "mm_vision_select_feature": "patch"}
+        for key, value in built.items():
+            if getattr(self, key) != value:
+                raise ValueError(f"{key} {getattr(self, key)!r}: only the released {value!r} is built")
         if self.num_frames % self.chunk_size:
             raise ValueError(f"num_frames {self.num_frames} is not a whole number of chunks of {self.chunk_size}")
         if self.num_select_k_frames_in_chunk > self.chunk_size:
