@@ -485,6 +485,11 @@ def test_mobile_videogpt_through_the_command_lines(gym_raw, tmp_path):
         "--out", tmp_path / "train", "--mode", "lora", "--lora-r", 4, "--max-steps", 3, "--batch-size", 2)
     trained = tmp_path / "train" / "model"
     assert models.resolve(str(trained)).family.name == "mobile-videogpt"
+    keys = []
+    for directory in (tiny_dir, trained):  # the trained model is saved in the published layout too
+        with safe_open(directory / "model.safetensors", "pt") as f:
+            keys.append(sorted(f.keys()))
+    assert keys[0] == keys[1]
     for model_dir, out in ((trained, "infer"), (tmp_path / "int8" / "model", "infer-int8")):
         if out == "infer-int8":
             run("vt-quantize", "--method", "int8-dynamic", "--model", trained, "--out", tmp_path / "int8")

@@ -10,7 +10,7 @@ checkpoints (`vision_encoder.layers.N.mixer.A_b_log`, ...), so that a Mobile-Vid
   `out_proj`), on mamba_ssm's CUDA kernel where that package is installed and the tensors are on a GPU;
 - `VideoMambaEncoder` is the patch embedding, the spatial and temporal position embeddings, the blocks (pre-norm,
   residual stream in float32) and the final RMSNorm; `VideoMambaTower` holds it as `vision_encoder`, as the released
-  checkpoints do.
+  checkpoints do. VideoMamba's stochastic depth (drop path, a training-time regulariser) is not applied.
 """
 
 from __future__ import annotations
