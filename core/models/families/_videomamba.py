@@ -4,7 +4,7 @@ Written from the published architecture (OpenGVLab/VideoMamba's `videomamba_midd
 blocks of width 576 over 8 frames of 224 px in 16 px patches), with the module and parameter names of the released
 checkpoints (`vision_encoder.layers.N.mixer.A_b_log`, ...), so that a Mobile-VideoGPT safetensors file loads as is.
 
-- `selective_scan` is the state-space recurrence in plain PyTorch, computed chunk by chunk;
+- `selective_scan` is the state-space recurrence in plain PyTorch, the state carried one step at a time;
 - `BiMambaMixer` runs it forward and backward over the token sequence (VideoMamba's "bimamba v2": separate
   convolution, projections and state matrices for the reversed direction, the two outputs summed before
   `out_proj`), on mamba_ssm's CUDA kernel where that package is installed and the tensors are on a GPU;
@@ -25,9 +25,9 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers import initialization as init
 
-# Steps of the recurrence computed together: the chunk's pairwise decay tensor holds batch x chunk^2 x channels x
-# state floats (1 x 16^2 x 1152 x 16 = 4.7 M, 19 MB, at VideoMamba-M's size).
-SCAN_CHUNK = 16
+# Steps whose decays and inputs are computed together before the state walks through them: 64 x 1152 x 16 floats
+# (4.7 MB) per clip at VideoMamba-M's size.
+SCAN_BLOCK = 64
 
 
 @strict
@@ -68,7 +68,7 @@ class VideoMambaConfig(PreTrainedConfig):
 # ---------------------------------------------------------------------------------------------- the scan
 
 
-def selective_scan(u, delta, A, B, C, D, z=None, chunk: int = SCAN_CHUNK):
+def selective_scan(u, delta, A, B, C, D, z=None, block: int = SCAN_BLOCK):
     """Mamba's selective scan, per channel d and state n:
 
         h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,      y_t = C_t . h_t + D u_t,      y_t *= silu(z_t)
@@ -76,28 +76,23 @@ def selective_scan(u, delta, A, B, C, D, z=None, chunk: int = SCAN_CHUNK):
     u, delta, z: [batch, length, channels]; A: [channels, state] (negative); B, C: [batch, length, state];
     D: [channels]. Computed in float32, returned in u's dtype.
 
-    Within a chunk of T steps every state is a sum over the earlier steps j of that step's input, decayed by
-    exp(sum of delta A over the steps after j): the running sums of delta A give all T x T decays at once (only
-    differences of sums that are <= 0 are exponentiated, so nothing overflows); the state carried out of one
-    chunk enters the next, decayed the same way.
+    The state is carried one step at a time (linear work and memory in the length, autograd through plain
+    tensor ops); each block of `block` steps gets its decays, inputs and outputs in single tensor operations.
     """
     dtype = u.dtype
     u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
     A = A.float()
-    batch, length, channels = u.shape
-    state = u.new_zeros(batch, channels, A.shape[1])
+    state = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])  # [batch, channels, state]
     outputs = []
-    for start in range(0, length, chunk):
-        stop = min(start + chunk, length)
-        steps = stop - start
-        log_decay = (delta[:, start:stop, :, None] * A).cumsum(dim=1)  # [b, t, d, n]: sum of delta A up to t
-        inputs = (delta[:, start:stop] * u[:, start:stop])[..., None] * B[:, start:stop, None, :]  # [b, t, d, n]
-        causal = torch.ones(steps, steps, dtype=torch.bool, device=u.device).tril()  # [i, j]: j <= i
-        between = log_decay[:, :, None] - log_decay[:, None, :]  # [b, i, j, d, n]: decay from step j to step i
-        between = between.masked_fill(~causal[None, :, :, None, None], float("-inf")).exp()
-        states = torch.einsum("bijdn,bjdn->bidn", between, inputs) + log_decay.exp() * state[:, None]
-        outputs.append(torch.einsum("bidn,bin->bid", states, C[:, start:stop]))
-        state = states[:, -1]
+    for start in range(0, u.shape[1], block):
+        steps = slice(start, start + block)
+        decay = torch.exp(delta[:, steps, :, None] * A)  # [b, t, d, n]
+        inputs = (delta[:, steps] * u[:, steps])[..., None] * B[:, steps, None, :]  # [b, t, d, n]
+        states = []
+        for t in range(decay.shape[1]):
+            state = decay[:, t] * state + inputs[:, t]
+            states.append(state)
+        outputs.append(torch.einsum("btdn,btn->btd", torch.stack(states, dim=1), C[:, steps]))
     y = torch.cat(outputs, dim=1) + u * D.float()
     if z is not None:
         y = y * F.silu(z.float())
