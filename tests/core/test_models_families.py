@@ -30,11 +30,16 @@ CLASSES = {
     "llava-onevision": ("LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor",
                         "LlavaOnevisionVideoProcessor"),
     "videollama3": ("VideoLlama3ForConditionalGeneration", "VideoLlama3Processor", "VideoLlama3VideoProcessor"),
+    "llava-video": ("LlavaVideoForConditionalGeneration", "LlavaVideoProcessor", "LlavaOnevisionVideoProcessor"),
+    # NVILA feeds frames through its image processor, as NVILA's own inference does
+    "nvila": ("NvilaForConditionalGeneration", "NvilaProcessor", "SiglipImageProcessor"),
     "mobile-videogpt": ("MobileVideoGPTQwenForCausalLM", "MobileVideoGPTProcessor", "MobileVideoGPTVideoProcessor"),
 }
-# frame sides fixed by learned position embeddings: the trained side only, and its tokens per frame (tiny)
-FIXED_SIDE = {"llava-onevision": 16,  # 8 x 8 SigLIP patches pooled 2 x 2
-              "mobile-videogpt": 18}  # a context frame's 4 x 4 tokens + 16 video tokens per chunk of 8 frames / 8
+# Families whose SigLIP towers have position embeddings for one frame side only: tokens a 64 px frame adds to the
+# sequence (LLaVA-OneVision: 8 x 8 patches pooled 2 x 2; LLaVA-Video: pooled 2 x 2 (average) with a newline per row;
+# NVILA: merged 3 x 3 (side padded to 9) and a newline token); Mobile-VideoGPT's CLIP and VideoMamba: a context
+# frame's 4 x 4 tokens plus its share of its chunk's 16 video tokens (8 frames a chunk)
+FIXED_FRAME_TOKENS = {"llava-onevision": 16, "llava-video": 20, "nvila": 10, "mobile-videogpt": 18}
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
 TARGETS = ["The subject is performing a Squat.", "The subject is performing a OHP. He performs it correctly."]
 
@@ -70,9 +75,12 @@ def test_tiny_loads_by_path_like_a_checkpoint(tiny_dir):
     family = _family(tiny_dir)
     ref = models.resolve(str(tiny_dir))
     assert ref.family.name == family and ref.is_local
-    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
-    processor = AutoProcessor.from_pretrained(tiny_dir)
-    assert (type(model).__name__, type(processor).__name__, type(processor.video_processor).__name__) == CLASSES[family]
+    # through the family's loading hooks: what `models.load` calls (NVILA and LLaVA-Video are saved in their
+    # authors' layouts, which only their families read)
+    model = ref.family.load_model(str(tiny_dir), torch.float32)
+    processor = ref.family.load_processor(str(tiny_dir))
+    frames = getattr(processor, "video_processor", None) or processor.image_processor
+    assert (type(model).__name__, type(processor).__name__, type(frames).__name__) == CLASSES[family]
     assert ref.family.frame_size(processor) == SPEC.frame_size
     tok = processor.tokenizer
     # the end of the assistant turn is one token, and generation stops at it
@@ -148,10 +156,10 @@ def test_exact_timestamps_reach_the_model(tiny_dir):
 def test_set_frame_size_changes_the_tokens_per_frame(tiny_dir):
     ref = models.resolve(str(tiny_dir))
     model, processor = models.load(ref)
-    if ref.family.name in FIXED_SIDE:
+    if ref.family.name in FIXED_FRAME_TOKENS:
         with pytest.raises(InputError, match="position embeddings for 64 px"):
             ref.family.set_frame_size(processor, model.config, 32)
-        assert ref.family.set_frame_size(processor, model.config, 64) == FIXED_SIDE[ref.family.name]
+        assert ref.family.set_frame_size(processor, model.config, 64) == FIXED_FRAME_TOKENS[ref.family.name]
         return
     with pytest.raises(InputError, match="multiple of"):
         ref.family.set_frame_size(processor, model.config, 40)
@@ -184,7 +192,8 @@ def test_batched_left_padded_generation_matches_one_by_one(tiny_dir):
 
 
 def _state(path):
-    return AutoModelForImageTextToText.from_pretrained(path).state_dict()
+    ref = models.resolve(str(path))
+    return ref.family.load_model(ref.source, torch.float32).state_dict()
 
 
 def test_one_training_step_then_generate(tiny_dir, gym_raw):
@@ -212,14 +221,14 @@ def test_profile_sweeps_resolutions(tiny_dir, gym_raw):
     """vt-infer profile unchanged: latency per resolution, tokens per frame from the family's geometry."""
     work = tiny_dir.parent
     family = models.resolve(str(tiny_dir)).family.name
-    resolutions = [64] if family in FIXED_SIDE else [32, 64]
+    resolutions = [64] if family in FIXED_FRAME_TOKENS else [32, 64]
     report = run_profile(ProfileConfig(model=str(tiny_dir), examples=work / "test.jsonl", data_root=gym_raw,
                                        out=work / f"profile-{tiny_dir.name}", n_samples=2, warmup=0,
                                        batch_sizes=[1, 2], resolutions=resolutions, max_new_tokens=3, device="cpu"))
     assert [c.status for c in report.configs] == ["ok"] * 2 * len(resolutions)
     per_frame = {c.resolution_px: c.tokens_per_frame for c in report.configs}
-    expected = {**{name: {64: tokens} for name, tokens in FIXED_SIDE.items()},
-                "videollama3": {32: 4, 64: 16}}.get(family, {32: 2, 64: 8})
+    fixed = {name: {64: tokens} for name, tokens in FIXED_FRAME_TOKENS.items()}
+    expected = {**fixed, "videollama3": {32: 4, 64: 16}}.get(family, {32: 2, 64: 8})
     assert per_frame == expected
 
 
@@ -285,7 +294,6 @@ def test_frame_sides_of_real_checkpoint_processors(tiny_dir):
     )
 
     family = _family(tiny_dir)
-    processor = AutoProcessor.from_pretrained(tiny_dir)
     real = {  # the video processors as the hub checkpoints configure them
         "qwen2-vl": (Qwen2VLVideoProcessor(min_pixels=3136, max_pixels=12845056), 756),  # 27 x 28 px
         "qwen2.5-vl": (Qwen2VLVideoProcessor(min_pixels=3136, max_pixels=12845056), 756),
@@ -294,6 +302,7 @@ def test_frame_sides_of_real_checkpoint_processors(tiny_dir):
     }
     if family not in real:
         pytest.skip("no published transformers-format video processor settings to compare with")
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     processor.video_processor, side = real[family]
     geometry = models.FAMILIES[family]
     assert geometry.frame_size(processor) == side

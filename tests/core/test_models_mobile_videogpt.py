@@ -361,6 +361,20 @@ def test_tiny_is_saved_in_the_published_layout_and_loads_every_key(tiny):
     assert all(torch.equal(state[k], v) for k, v in tensors.items())  # loaded as stored (none re-initialised)
 
 
+def test_transformers_auto_classes_read_the_checkpoint(tiny):
+    """Registered under the released model_type: AutoConfig / AutoModelForImageTextToText / AutoProcessor (the
+    processor files a saved model carries; released checkpoints have none, `load_processor` builds it)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+    for auto in (AutoModelForImageTextToText, AutoModelForCausalLM):
+        assert type(auto.from_pretrained(tiny)).__name__ == "MobileVideoGPTQwenForCausalLM"
+    processor = AutoProcessor.from_pretrained(tiny)
+    built = mvg.MOBILE_VIDEOGPT.load_processor(str(tiny))
+    assert type(processor) is type(built) and type(processor.video_processor) is type(built.video_processor)
+    assert (processor.num_frames, processor.chunk_size, processor.image_tokens, processor.video_tokens) == (
+        built.num_frames, built.chunk_size, built.image_tokens, built.video_tokens)
+
+
 def _copy_with(tiny, out, edit):
     shutil.copytree(tiny, out)
     tensors = load_file(out / "model.safetensors")
