@@ -38,6 +38,8 @@ class Family:
     # per-part learning rates and parameter reports (vt-train). A part nested in another (a projector
     # inside the vision tower) belongs to the most specific path.
     vision_module: str = "model.vision_model"
+    # further vision towers (Mobile-VideoGPT reads frames with a CLIP tower beside its VideoMamba)
+    extra_vision_modules: tuple[str, ...] = ()
     projector_module: str = "model.connector"
     # further projector modules (Qwen3-VL's DeepStack mergers feed vision features to early decoder layers)
     extra_projector_modules: tuple[str, ...] = ()

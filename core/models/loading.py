@@ -65,8 +65,9 @@ def _load_four_bit(ref: ModelRef, trust_remote_code: bool):
     quant = BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
-        llm_int8_skip_modules=[family.vision_module.rsplit(".", 1)[-1], family.projector_module.rsplit(".", 1)[-1],
-                               "lm_head"],
+        llm_int8_skip_modules=[path.rsplit(".", 1)[-1] for path in (
+            family.vision_module, *family.extra_vision_modules, family.projector_module, *family.extra_projector_modules)]
+        + ["lm_head"],
     )
     return family.load_model(ref.source, torch.bfloat16, trust_remote_code=trust_remote_code, quantization_config=quant,
                              device_map={"": 0})

@@ -33,11 +33,13 @@ CLASSES = {
     "llava-video": ("LlavaVideoForConditionalGeneration", "LlavaVideoProcessor", "LlavaOnevisionVideoProcessor"),
     # NVILA feeds frames through its image processor, as NVILA's own inference does
     "nvila": ("NvilaForConditionalGeneration", "NvilaProcessor", "SiglipImageProcessor"),
+    "mobile-videogpt": ("MobileVideoGPTQwenForCausalLM", "MobileVideoGPTProcessor", "MobileVideoGPTVideoProcessor"),
 }
 # Families whose SigLIP towers have position embeddings for one frame side only: tokens a 64 px frame adds to the
 # sequence (LLaVA-OneVision: 8 x 8 patches pooled 2 x 2; LLaVA-Video: pooled 2 x 2 (average) with a newline per row;
-# NVILA: merged 3 x 3 (side padded to 9) and a newline token)
-FIXED_FRAME_TOKENS = {"llava-onevision": 16, "llava-video": 20, "nvila": 10}
+# NVILA: merged 3 x 3 (side padded to 9) and a newline token); Mobile-VideoGPT's CLIP and VideoMamba: a context
+# frame's 4 x 4 tokens plus its share of its chunk's 16 video tokens (8 frames a chunk)
+FIXED_FRAME_TOKENS = {"llava-onevision": 16, "llava-video": 20, "nvila": 10, "mobile-videogpt": 18}
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
 TARGETS = ["The subject is performing a Squat.", "The subject is performing a OHP. He performs it correctly."]
 

@@ -57,7 +57,7 @@ class ModeOptions(BaseModel):
 class Parts:
     """Parameter-name prefixes of a model's parts (as named by model.named_parameters())."""
 
-    vision: str
+    visions: tuple[str, ...]
     projectors: tuple[str, ...]
     decoder_layers: str
     n_layers: int
@@ -67,7 +67,7 @@ class Parts:
         name = _strip_peft(name)
         if any(name.startswith(prefix + ".") for prefix in self.projectors):
             return "projector"
-        if name.startswith(self.vision + "."):
+        if any(name.startswith(prefix + ".") for prefix in self.visions):
             return "vision"
         if name.startswith(self.decoder_layers + "."):
             return "decoder_blocks"
@@ -94,7 +94,8 @@ def _base(model: Any) -> Any:
 def find_parts(model: Any, family: models.Family) -> Parts:
     """Resolve the family's attribute paths on `model`; a path that does not resolve is an error naming it."""
     base = _base(model)
-    for path in (family.vision_module, family.projector_module, *family.extra_projector_modules, family.decoder_layers):
+    for path in (family.vision_module, *family.extra_vision_modules, family.projector_module,
+                 *family.extra_projector_modules, family.decoder_layers):
         try:
             base.get_submodule(path)
         except AttributeError as err:
@@ -103,8 +104,8 @@ def find_parts(model: Any, family: models.Family) -> Parts:
                 "(set vision_module/projector_module/decoder_layers in its file under core/models/families/)"
             ) from err
     layers = base.get_submodule(family.decoder_layers)
-    return Parts(family.vision_module, (family.projector_module, *family.extra_projector_modules), family.decoder_layers,
-                 len(layers))
+    return Parts((family.vision_module, *family.extra_vision_modules),
+                 (family.projector_module, *family.extra_projector_modules), family.decoder_layers, len(layers))
 
 
 def apply_mode(model: Any, family: models.Family, options: ModeOptions) -> Any:

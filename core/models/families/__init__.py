@@ -10,3 +10,4 @@ from videotune.core.models.families import llava_onevision  # noqa: F401
 from videotune.core.models.families import videollama3  # noqa: F401
 from videotune.core.models.families import nvila  # noqa: F401
 from videotune.core.models.families import llava_video  # noqa: F401
+from videotune.core.models.families import mobile_videogpt  # noqa: F401
