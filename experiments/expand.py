@@ -234,12 +234,17 @@ def _lookup(ctx: dict[str, Any], dotted: str) -> Any:
 
 
 def _subst(value: Any, ctx: dict[str, Any]) -> Any:
-    """Fill the `${name}` / `${a.b}` placeholders whose value the expander knows (a scalar of `ctx`).
+    """Fill the `${name}` / `${a.b}` placeholders whose value the expander knows (a scalar of `ctx`; a list
+    inside a string is joined with commas, as the CLIs take it, and a list that is the whole value stays one).
 
     Specs use this one syntax everywhere; what only DVC can fill (`${item.*}` and `${key}` inside
     a `foreach`, `${runs}`) is left for DVC, whose interpolation it is.
     """
     if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole and isinstance(_lookup(ctx, whole.group(1)), list):
+            return _lookup(ctx, whole.group(1))  # a list as the whole value stays a list (a `foreach`)
+
         def fill(match: re.Match) -> str:
             found = _lookup(ctx, match.group(1))
             if isinstance(found, list) and all(isinstance(x, (str, int, float)) for x in found):

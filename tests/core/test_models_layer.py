@@ -219,3 +219,14 @@ def test_training_items_state_their_frames(tiny_model, gym_examples, gym_raw, tm
         for item in items:
             assert len(item.frames) == (n_frames or 4)
             assert _agrees(item.example.messages[-2].content, item.timestamps_s), item.example.messages[-2].content
+
+
+def test_importing_the_model_layer_loads_no_torch():
+    """Every tool imports the model layer at start (and `--help` runs it): the families' torch code loads only when
+    a model is built or loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys; from videotune.core import models; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

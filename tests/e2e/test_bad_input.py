@@ -64,6 +64,7 @@ REQUIRED = {
     "vt-judge agreement": ["--verdicts", "{file}", "--expert", "{file}"],
     "vt-judge review": ["--predictions", "{file}", "--media-root", "{dir}"],
     "vt-analyze metrics": ["--predictions", "{file}"],
+    "vt-analyze collect": ["--plan", "{file}"],
     "vt-analyze compare": ["--scores", "{file}"],
     "vt-analyze plot": ["--kind", "confusion", "--data", "{file}"],
     "vt-analyze report": [],
