@@ -118,7 +118,7 @@ class Chromium:
     # DevTools key descriptions: key, code, Windows virtual key code (what the page's keydown handler sees)
     KEYS = {"ArrowRight": ("ArrowRight", "ArrowRight", 39), "ArrowLeft": ("ArrowLeft", "ArrowLeft", 37),
             " ": (" ", "Space", 32), "[": ("[", "BracketLeft", 219), "]": ("]", "BracketRight", 221),
-            "m": ("m", "KeyM", 77), "n": ("n", "KeyN", 78), "s": ("s", "KeyS", 83), "Enter": ("Enter", "Enter", 13)}
+            "m": ("m", "KeyM", 77), "n": ("n", "KeyN", 78), "p": ("p", "KeyP", 80), "s": ("s", "KeyS", 83), "Enter": ("Enter", "Enter", 13)}
     MODIFIERS = {"alt": 1, "ctrl": 2, "meta": 4, "shift": 8}
 
     def press(self, key: str, *modifiers: str) -> None:

@@ -274,6 +274,13 @@ from videotune.prep.cli_derived import register as register_derived  # noqa: E40
 register_derived(app)
 
 
+# --------------------------------------------------------------------------- error annotation (configs in cli_annotate.py)
+
+from videotune.prep.cli_annotate import register as register_annotate  # noqa: E402
+
+register_annotate(app)
+
+
 def main() -> None:
     run_app(app)
 
