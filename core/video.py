@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import av
 import numpy as np
@@ -263,9 +263,10 @@ def _select_positions(times_s: np.ndarray, spec: SamplingSpec, fps: float) -> np
     Uniform: np.linspace(first, last, n, dtype=int) over the frames inside the window, the seed
     paper's rule. target_fps: every (fps / target_fps)-th frame from the first one in the window.
     With max_frames, a rate that would give more frames than that gives the uniform rule's
-    max_frames frames instead. A window holding fewer frames than asked for repeats positions (linspace truncates to the
-    same index; a step below one frame lands twice on one) rather than failing, so a batch
-    always gets the frame count it was built for. Empty when no frame lies in the window.
+    max_frames frames instead. A window holding fewer frames than asked for repeats positions
+    (linspace truncates to the same index; a step below one frame lands twice on one) rather than
+    failing, so a batch always gets the frame count it was built for. Empty when no frame lies in
+    the window.
     """
     # 1 ns of slack: a window edge written as 1.3 must include the frame whose time is 1.3000000000000000444
     inside = np.ones(len(times_s), dtype=bool)
@@ -658,7 +659,7 @@ def _decode_from_the_start(
         return _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=False)
 
 
-def _no_frame_in_window(path: Path, spec: SamplingSpec, info: VideoInfo) -> None:
+def _no_frame_in_window(path: Path, spec: SamplingSpec, info: VideoInfo) -> NoReturn:
     start_s = spec.start_s if spec.start_s is not None else 0.0
     end_s = spec.end_s if spec.end_s is not None else info.duration_s
     raise InputError(
@@ -803,8 +804,9 @@ def _numbers(path: Path) -> list[tuple[int, float]]:
 
 
 def _read_frames_folder(path: Path) -> _FramesFolder:
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_FILE_SUFFIXES and p.is_file()),
-                   key=lambda p: _natural_key(p.name))
+    with os.scandir(path) as entries:  # the directory entries' types: no stat per file
+        names = [e.name for e in entries if os.path.splitext(e.name)[1].lower() in FRAME_FILE_SUFFIXES and e.is_file()]
+    files = [path / name for name in sorted(names, key=_natural_key)]
     if not files:
         raise VideoReadError(f"{path}: a frames folder without JPEG or PNG frames")
     n = len(files)
@@ -861,7 +863,7 @@ def _load_frame(file: Path, info: VideoInfo, width: int, height: int) -> np.ndar
 
     try:
         with Image.open(file) as opened:
-            rgb = np.asarray(opened.convert("RGB"))
+            rgb = np.asarray(opened if opened.mode == "RGB" else opened.convert("RGB"))
     except (UnidentifiedImageError, OSError) as err:
         raise VideoReadError(f"{file}: not a readable image ({err})") from err
     if rgb.shape[1] != info.width or rgb.shape[0] != info.height:
