@@ -280,3 +280,15 @@ def test_agreement_command_writes_its_table(tmp_path):
     assert json.loads((tmp_path / "out" / "agreement.json").read_text())["kappa"] == {"valgus": 1.0}
     assert "| valgus | 1.000 |" in (tmp_path / "out" / "agreement.md").read_text()
     assert (tmp_path / "out" / "run.json").is_file()
+
+
+def test_offered_errors(tmp_path, page):
+    state = json.loads(request(page["port"], "GET", "/api/state")[1])
+    assert state["offered"]["lunges"] == ["knee_valgus", "forward_lean", "incomplete_range_of_motion", "poor_alignment"]
+    (tmp_path / "tax.yaml").write_text("lunges: [Short stride, knee valgus]\n'*': [other]\n")
+    offered = load_taxonomy(tmp_path / "tax.yaml")
+    assert offered["lunges"] == ["short_stride", "knee_valgus"] and offered["*"] == ["other"]
+    assert offered["squat"] == ["knees_inward", "knees_forward"]
+    (tmp_path / "bad.json").write_text('{"lunges": "x"}')
+    with pytest.raises(InputError, match="exercise: \\[error names\\]"):
+        load_taxonomy(tmp_path / "bad.json")

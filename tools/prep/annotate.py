@@ -133,9 +133,16 @@ def load_clips(root: Path, source: Path | None) -> tuple[list[Clip], list[Reject
     return clips, rejects
 
 
+# Seed 000's RQ2.1.1 errors to label ("knee valgus, excessive forward lean, incomplete range of motion, poor
+# alignment"): offered for exercises that core.taxonomy and the --taxonomy file do not name (key "*").
+SEED_000_ERRORS = ("knee_valgus", "forward_lean", "incomplete_range_of_motion", "poor_alignment")
+
+
 def load_taxonomy(path: Path | None) -> dict[str, list[str]]:
-    """Error names to offer per exercise: core.taxonomy's, and a file's ({exercise: [errors]}, JSON or YAML)."""
+    """Error names to offer per exercise: core.taxonomy's, a file's ({exercise: [errors]}, JSON or YAML;
+    "*": every other exercise), and seed 000's four for any exercise left."""
     offered: dict[str, list[str]] = {key: list(ex.errors) for key, ex in taxonomy.EXERCISES.items()}
+    offered["*"] = list(SEED_000_ERRORS)
     if path is None:
         return offered
     if path.suffix in (".yaml", ".yml"):
@@ -149,6 +156,8 @@ def load_taxonomy(path: Path | None) -> dict[str, list[str]]:
         data, _ = load_json(path)
     if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(e, str) for e in v) for v in data.values()):
         raise InputError(f"{path}: expected {{exercise: [error names]}}")
+    if "*" in data:
+        offered["*"] = []
     for exercise, errors in data.items():
         merged = offered.setdefault(str(exercise).strip().lower(), [])
         merged += [error_key(e) for e in errors if error_key(e) not in merged]
@@ -189,6 +198,10 @@ class AnnotationStore:
             self.records[record["video"]] = record
             write_json(self.path, list(self.records.values()))  # temp file + rename: never half a file
 
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self.records)
+
     def first_unannotated(self, videos: list[str]) -> int | None:
         with self._lock:
             return next((i for i, video in enumerate(videos) if video not in self.records), None)
@@ -219,22 +232,20 @@ class AnnotateApp:
         self._lock = threading.Lock()  # one decode at a time: 2 cores, and a chunk serves the next requests
 
     def state(self) -> dict[str, Any]:
-        exercises = {c.exercise for c in self.clips}
+        records = self.store.snapshot()
         used: dict[str, list[str]] = {}
-        for record in self.store.records.values():  # errors this file already names, per exercise
-            for name in record.get("errors") or []:
-                used.setdefault(str(record.get("exercise", "")), [])
-                if name not in used[str(record.get("exercise", ""))]:
-                    used[str(record.get("exercise", ""))].append(name)
+        for record in records.values():  # errors this file already names, per exercise
+            names = used.setdefault(str(record.get("exercise", "")), [])
+            names += [n for n in record.get("errors") or [] if n not in names]
         offered = {}
-        for exercise in exercises:
-            names = list(self.offered.get(exercise.strip().lower(), []))
+        for exercise in {c.exercise for c in self.clips}:
+            names = list(self.offered.get(exercise.strip().lower(), self.offered.get("*", [])))
             offered[exercise] = names + [n for n in used.get(exercise, []) if n not in names]
         return {
             "annotator": self.store.annotator,
             "file": self.store.path.name,
             "clips": [{"video": c.video, "exercise": c.exercise, "ground_truth": c.ground_truth} for c in self.clips],
-            "annotations": {v: r for v in self.videos if (r := self.store.get(v)) is not None},
+            "annotations": {v: records[v] for v in self.videos if v in records},
             "offered": offered,
             "start": self.store.first_unannotated(self.videos),
             "refused": [r.model_dump() for r in self.refused],
