@@ -84,6 +84,15 @@ def test_clip_list_refuses_escaping_and_missing_clips(root):
     assert clips[1].ground_truth == "squat - knees cave in; push them out"
     assert [r.record for r in refused] == ["3:../outside.mp4", "4:squat/missing.mp4"]
     assert "escapes the data root" in refused[0].reason and "file not found" in refused[1].reason
+    from videotune.core.io import write_samples
+    from videotune.core.schemas import Sample
+
+    write_samples(root / "samples.parquet", [
+        Sample(id="a", dataset="d", media="squat/a.mp4", media_kind="video", duration_s=2.0, fps=FPS, group="a",
+               task="feedback", label="squats", answer="Knees out.", meta='{"exercise": "Squats"}'),
+        Sample(id="i", dataset="d", media="img.png", media_kind="image", duration_s=0.0, fps=0.0, group="i", task="vqa")])
+    (clip,), _ = load_clips(root, root / "samples.parquet")  # images are not clips
+    assert (clip.video, clip.exercise, clip.ground_truth) == ("squat/a.mp4", "Squats", "Knees out.")
     scanned, _ = load_clips(root, None)  # no list: every clip under the root, the exercise from its folder
     assert [(c.video, c.exercise) for c in scanned] == [("lunges/c.mp4", "lunges"), ("squat/a.mp4", "squat"),
                                                         ("squat/b.mp4", "squat")]
@@ -292,3 +301,17 @@ def test_offered_errors(tmp_path, page):
     (tmp_path / "bad.json").write_text('{"lunges": "x"}')
     with pytest.raises(InputError, match="exercise: \\[error names\\]"):
         load_taxonomy(tmp_path / "bad.json")
+
+
+def test_a_frames_folder_is_one_clip_and_its_frames_are_shown(tmp_path):
+    folder = tmp_path / "squat" / "extracted"
+    folder.mkdir(parents=True)
+    for k in range(5):
+        Image.fromarray(np.full((24, 32, 3), 40 * k, np.uint8)).save(folder / f"f{k}.png")
+    (folder / "timestamps.txt").write_text("0\n0.1\n0.3\n0.35\n0.5\n")
+    clips, _ = load_clips(tmp_path, None)
+    assert [(c.video, c.exercise) for c in clips] == [("squat/extracted", "squat")]
+    app = AnnotateApp(clips, AnnotationStore(tmp_path / "a.json", "x"), load_taxonomy(None), frame_size=None)
+    status, info = app.clip_info(0)
+    assert status == 200 and info["times_s"] == [0.0, 0.1, 0.3, 0.35, 0.5]
+    assert np.asarray(Image.open(io.BytesIO(app.frame_jpeg(0, 3)))).mean() == pytest.approx(120, abs=2)
