@@ -195,8 +195,9 @@ class AnnotationStore:
 
     def put(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self.records[record["video"]] = record
-            write_json(self.path, list(self.records.values()))  # temp file + rename: never half a file
+            updated = {**self.records, record["video"]: record}
+            write_json(self.path, list(updated.values()))  # temp file + rename: never half a file
+            self.records = updated  # only once on disk: a failed write leaves the page's view as the file's
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
