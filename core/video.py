@@ -858,14 +858,38 @@ def _resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
 
 
-def _load_frame(file: Path, info: VideoInfo, width: int, height: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+def _jpeg_decoder() -> Any:
+    """OpenCV's JPEG decoder where OpenCV is installed (vt-prep's extra), else None (PIL decodes)."""
     try:
-        with Image.open(file) as opened:
-            rgb = np.asarray(opened if opened.mode == "RGB" else opened.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise VideoReadError(f"{file}: not a readable image ({err})") from err
+        import cv2
+    except ImportError:
+        return None
+    return cv2 if hasattr(cv2, "IMREAD_COLOR_RGB") else None
+
+
+def _load_frame(file: Path, info: VideoInfo, width: int, height: int) -> np.ndarray:
+    """One frame of a frames folder as RGB at `width` x `height` px.
+
+    JPEGs go through OpenCV where it is installed: it decodes straight to an RGB array, about a
+    quarter less CPU than PIL's decode and copies, with the same libjpeg-turbo and so the same
+    pixels (tested); EXIF orientation is ignored, as PIL ignores it. Anything else, or no OpenCV: PIL.
+    """
+    cv2 = _jpeg_decoder() if file.suffix.lower() in (".jpg", ".jpeg") else None
+    if cv2 is not None:
+        try:
+            rgb = cv2.imdecode(np.fromfile(file, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+        except OSError as err:
+            raise VideoReadError(f"{file}: cannot read ({err})") from err
+        if rgb is None:
+            raise VideoReadError(f"{file}: not a readable image (OpenCV could not decode it)")
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(file) as opened:
+                rgb = np.asarray(opened if opened.mode == "RGB" else opened.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            raise VideoReadError(f"{file}: not a readable image ({err})") from err
     if rgb.shape[1] != info.width or rgb.shape[0] != info.height:
         raise VideoReadError(f"{file}: {rgb.shape[1]}x{rgb.shape[0]} px, but the folder's first frame is "
                              f"{info.width}x{info.height} px: every frame of a clip must have one size")
@@ -880,22 +904,30 @@ def _folder_positions(path: Path, folder: _FramesFolder, spec: SamplingSpec) -> 
 
 
 def _sample_folder(path: Path, spec: SamplingSpec) -> SampledFrames:
-    """Frames of a frames folder: each wanted file decoded once, side by side (PIL releases the GIL)."""
+    """Frames of a frames folder: each wanted file decoded once, side by side (OpenCV and PIL decode
+    without the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     folder = _read_frames_folder(path)
     positions = _folder_positions(path, folder, spec)
     wanted = sorted(set(positions.tolist()))
     width, height = _output_size(folder.info.width, folder.info.height, spec.size)
+    frames = np.empty((len(wanted), height, width, 3), np.uint8)  # each worker writes its frame in place
+
+    def load(k: int) -> None:
+        frames[k] = _load_frame(folder.files[wanted[k]], folder.info, width, height)
+
     workers = min(decode_workers(), len(wanted))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vt-frames") as pool:
-            loaded = list(pool.map(lambda p: _load_frame(folder.files[p], folder.info, width, height), wanted))
+            list(pool.map(load, range(len(wanted))))
     else:
-        loaded = [_load_frame(folder.files[p], folder.info, width, height) for p in wanted]
-    kept = dict(zip(wanted, loaded))
+        for k in range(len(wanted)):
+            load(k)
+    if len(wanted) != len(positions):  # a window with fewer frames than asked for repeats some
+        frames = frames[np.searchsorted(wanted, positions)]
     return SampledFrames(
-        frames=np.stack([kept[p] for p in positions.tolist()]),
+        frames=frames,
         timestamps_s=[float(folder.times_s[p]) for p in positions.tolist()],
         duration_s=folder.info.duration_s,
         fps=folder.info.fps,

@@ -534,3 +534,34 @@ def test_frames_folder_cache_hits_and_follows_its_content(lossless_pair, tmp_pat
     Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(copy / "frame_0.png")  # new content, same name
     assert cache.entry_path(copy, spec) != before
     assert not np.array_equal(cache.get_or_sample(copy, spec).frames[0], first.frames[0])
+
+
+def test_jpeg_frames_decode_the_same_with_or_without_opencv(tmp_path, monkeypatch):
+    """JPEG frames go through OpenCV where it is installed, PIL elsewhere (vt-train's image): the same pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(folder / f"{index}.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)).convert("L").save(folder / "4.jpg")  # grey
+    (folder / "fps.txt").write_text("4")
+    spec = SamplingSpec(n_frames=5, size=40)
+    with_opencv = sample_frames(folder, spec).frames
+    assert video._jpeg_decoder() is not None  # vt-prep's extra installs OpenCV
+    monkeypatch.setattr(video, "_jpeg_decoder", lambda: None)
+    assert np.array_equal(sample_frames(folder, spec).frames, with_opencv)
+
+
+def test_a_short_frames_folder_repeats_frames(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(numbered_frame(index)).save(folder / f"{index}.png")
+    (folder / "fps.txt").write_text("3")
+    sampled = sample_frames(folder, SamplingSpec(n_frames=5))
+    assert [frame_number(f) for f in sampled.frames] == [0, 0, 1, 1, 2]
+    assert sampled.timestamps_s == pytest.approx([0, 0, 1 / 3, 1 / 3, 2 / 3])
