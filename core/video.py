@@ -917,7 +917,9 @@ def _sample_folder(path: Path, spec: SamplingSpec) -> SampledFrames:
     def load(k: int) -> None:
         frames[k] = _load_frame(folder.files[wanted[k]], folder.info, width, height)
 
-    workers = min(decode_workers(), len(wanted))
+    # Images cost the same each: threads beyond the cores only add overhead (unlike a video's keyframe
+    # runs, where more decoders than cores keep both cores busy to the end)
+    workers = min(decode_workers(), len(wanted), os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vt-frames") as pool:
             list(pool.map(load, range(len(wanted))))
