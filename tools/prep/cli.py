@@ -146,7 +146,6 @@ class BuildConfig(CommandConfig):
     strict: bool = Field(False, description="exit 2 if any record is refused")
     seed: int = Field(0, description="seed of the paraphrase choice")
 
-
     @model_validator(mode="before")
     @classmethod
     def _default_count(cls, values: Any) -> Any:

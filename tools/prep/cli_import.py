@@ -210,7 +210,6 @@ class ImportAnnotatedErrorsConfig(_ImportBase):
     group_regex: str | None = Field(
         None, description="regex on the video id (path without extension) whose first group is the leakage unit [default: each video]")
 
-
     @model_validator(mode="after")
     def _split(self) -> ImportAnnotatedErrorsConfig:
         if self.split not in (None, "train", "val", "test"):
