@@ -126,14 +126,17 @@ bench-analyze: setup
 ## Run them on an otherwise idle machine (uptime's 1-minute load well under the core count).
 .PHONY: bench-infer bench-quantize bench-data
 
-## bench-prep: core.video's sampler vs OpenCV reading every frame vs the ffmpeg CLI decoding to null, and the
-##   frame cache's second read, on a synthetic 10 s 30 fps 640x480 H.264 clip (16 frames). results/bench/prep/bench.md
+## bench-prep: core.video's sampler vs the decoders our peers use (torchcodec exact/approximate, decord, PyAV decoding
+##   every frame as LLaMA-Factory does), OpenCV, the ffmpeg CLI, each at its default and best thread setting, on the
+##   same frames: a synthetic 10 s 30 fps 640x480 H.264 clip (16 frames), its frames as JPEG, the clip at 1080p, a
+##   5-minute clip at 1 fps capped at 64 frames; and the frame cache's second read. results/bench/prep/bench.md
 .PHONY: bench-prep
 
 bench-prep: setup
 	command -v ffmpeg >/dev/null 2>&1 || bash tools/prep/install_system_deps.sh
+	$(BIN)/python -c 'import decord, torchcodec' 2>/dev/null || $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[prep-bench]'
 	$(BIN)/python -m videotune.prep.bench --out $(BENCH_DIR)/prep --seconds 10 --fps 30 --width 640 --height 480 \
-	  --frames 16 --repeats 31
+	  --frames 16 --repeats 21 --repeats-large 7 --calibration 3
 
 BENCH_DIR   := results/bench
 BENCH_SPLIT := $(BENCH_DIR)/data/split/examples

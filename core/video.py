@@ -1,4 +1,5 @@
-"""Video IO: H.264 encoding, and (below) frame sampling with exact timestamps and a cache."""
+"""Video IO: H.264 encoding, and (below) frame sampling with exact timestamps and a cache, from video
+files or from frames folders (a clip given as JPEG/PNG stills with their times)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,19 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import av
 import numpy as np
 
-from videotune.core.io import InputError, atomic_open, file_sha256
+from videotune.core.io import InputError, atomic_open, file_sha256, path_sha256
 
 log = logging.getLogger("videotune")
 
@@ -149,6 +151,8 @@ def probe(path: str | Path) -> VideoInfo:
     Where the container stores no frame count, it is derived as round(duration * fps).
     """
     path = Path(path)
+    if is_frames_folder(path):
+        return _read_frames_folder(path).info
     with _open_video(path) as (container, stream):
         return _read_info(path, container, stream)[0]
 
@@ -180,7 +184,9 @@ class SamplingSpec:
     Either `n_frames` spread uniformly or `target_fps` frames per second of video (exactly one;
     `n_frames` defaults to 8, so pass `n_frames=None` with `target_fps`), inside [start_s, end_s]
     (seconds from the stream start; the whole clip by default), resized so that the longer side
-    is `size` px (None keeps the source size).
+    is `size` px (None keeps the source size). With `target_fps`, `max_frames` caps the count:
+    where the rate would give more frames, that many are spread uniformly over the window instead
+    (a long clip keeps its whole span rather than its first `max_frames` frames).
     """
 
     n_frames: int | None = 8
@@ -188,6 +194,7 @@ class SamplingSpec:
     start_s: float | None = None
     end_s: float | None = None
     size: int | None = None
+    max_frames: int | None = None
 
     def __post_init__(self) -> None:
         if (self.n_frames is None) == (self.target_fps is None):
@@ -209,6 +216,10 @@ class SamplingSpec:
             raise ValueError(f"SamplingSpec: end_s ({self.end_s}) must be after start_s ({self.start_s})")
         if self.size is not None:
             object.__setattr__(self, "size", _checked_int("size", self.size, 1))
+        if self.max_frames is not None:
+            if self.target_fps is None:
+                raise ValueError("SamplingSpec: max_frames caps a target_fps sampling; with n_frames it has no meaning")
+            object.__setattr__(self, "max_frames", _checked_int("max_frames", self.max_frames, 1))
 
     def key(self) -> str:
         """A stable, filename-safe string naming this spec (and the sampling rule's version)."""
@@ -216,18 +227,24 @@ class SamplingSpec:
         def part(value: int | float | None) -> str:
             return "-" if value is None else repr(value)  # repr: the shortest exact float text
 
+        # the cap is appended only when set, so the keys of uncapped specs (and their cache entries) stay as they were
         return (
             f"v{_SAMPLING_VERSION}_n{part(self.n_frames)}_fps{part(self.target_fps)}"
             f"_start{part(self.start_s)}_end{part(self.end_s)}_size{part(self.size)}"
+            + (f"_max{self.max_frames}" if self.max_frames is not None else "")
         )
 
 
 def example_sampling(example: Any, size: int | None, n_frames: int | None = None) -> SamplingSpec:
-    """The frames a conversation example names: its frame count (or `n_frames`) inside the window
-    `meta.sampling` records ({n_frames, start_s, end_s}, written by `vt-prep frames` for its fps-ratio
-    sets), so that training and inference see exactly the frames its prompt states."""
+    """The frames a conversation example names, so that training and inference see exactly the frames
+    its prompt states: the rule `meta.sampling` records (`{n_frames, start_s, end_s}` from `vt-prep
+    frames`; `{target_fps, max_frames}` from `vt-prep build --fps`), else its frame count spread
+    uniformly. `n_frames` overrides the count (uniform, inside the recorded window)."""
     window = (getattr(example, "meta", None) or {}).get("sampling") or {}
     frames = getattr(example, "frames", None)
+    if window.get("target_fps") is not None and not n_frames:
+        return SamplingSpec(n_frames=None, target_fps=window["target_fps"], max_frames=window.get("max_frames"),
+                            start_s=window.get("start_s"), end_s=window.get("end_s"), size=size)
     count = n_frames or window.get("n_frames") or (frames.n if frames is not None else 1)
     return SamplingSpec(n_frames=count, start_s=window.get("start_s"), end_s=window.get("end_s"), size=size)
 
@@ -245,9 +262,11 @@ def _select_positions(times_s: np.ndarray, spec: SamplingSpec, fps: float) -> np
 
     Uniform: np.linspace(first, last, n, dtype=int) over the frames inside the window, the seed
     paper's rule. target_fps: every (fps / target_fps)-th frame from the first one in the window.
-    A window holding fewer frames than asked for repeats positions (linspace truncates to the
-    same index; a step below one frame lands twice on one) rather than failing, so a batch
-    always gets the frame count it was built for. Empty when no frame lies in the window.
+    With max_frames, a rate that would give more frames than that gives the uniform rule's
+    max_frames frames instead. A window holding fewer frames than asked for repeats positions
+    (linspace truncates to the same index; a step below one frame lands twice on one) rather than
+    failing, so a batch always gets the frame count it was built for. Empty when no frame lies in
+    the window.
     """
     # 1 ns of slack: a window edge written as 1.3 must include the frame whose time is 1.3000000000000000444
     inside = np.ones(len(times_s), dtype=bool)
@@ -263,6 +282,8 @@ def _select_positions(times_s: np.ndarray, spec: SamplingSpec, fps: float) -> np
         return np.linspace(first, last, spec.n_frames, dtype=int)
     step = fps / spec.target_fps  # frames
     count = math.floor((last - first) / step + 1e-9) + 1
+    if spec.max_frames is not None and count > spec.max_frames:
+        return np.linspace(first, last, spec.max_frames, dtype=int)
     # the 1e-9 keeps k * step from rounding down just below an integer (e.g. 3 * (10 / 3))
     return first + np.floor(np.arange(count) * step + 1e-9).astype(int)
 
@@ -638,15 +659,19 @@ def _decode_from_the_start(
         return _decode_positions(path, container, stream, index, wanted, times_s, width, height, seek=False)
 
 
+def _no_frame_in_window(path: Path, spec: SamplingSpec, info: VideoInfo) -> NoReturn:
+    start_s = spec.start_s if spec.start_s is not None else 0.0
+    end_s = spec.end_s if spec.end_s is not None else info.duration_s
+    raise InputError(
+        f"{path}: no frame lies inside the window {start_s:.2f}-{end_s:.2f} s "
+        f"(the video lasts {info.duration_s:.2f} s)"
+    )
+
+
 def _positions_or_fail(path: Path, spec: SamplingSpec, info: VideoInfo, index: _FrameIndex, times_s: np.ndarray) -> np.ndarray:
     positions = _select_positions(times_s, spec, info.fps)
     if positions.size == 0:
-        start_s = spec.start_s if spec.start_s is not None else 0.0
-        end_s = spec.end_s if spec.end_s is not None else info.duration_s
-        raise InputError(
-            f"{path}: no frame lies inside the window {start_s:.2f}-{end_s:.2f} s "
-            f"(the video lasts {info.duration_s:.2f} s)"
-        )
+        _no_frame_in_window(path, spec, info)
     if positions.max() >= index.n_frames:
         raise _truncated(path, times_s[index.n_frames - 1], times_s[positions.max()], index.read_error)
     return positions
@@ -659,11 +684,27 @@ def plan_frames(path: str | Path, spec: SamplingSpec) -> tuple[VideoInfo, list[f
     exactly those `sample_frames` returns for the same spec.
     """
     path = Path(path)
+    if is_frames_folder(path):
+        folder = _read_frames_folder(path)
+        return folder.info, [float(folder.times_s[p]) for p in _folder_positions(path, folder, spec).tolist()]
     with _open_video(path) as (container, stream):
         info, counted = _read_info(path, container, stream)
         index, times_s = _place_frames(path, info, counted, _index_frames(container, stream), stream)
         positions = _positions_or_fail(path, spec, info, index, times_s)
     return info, [float(times_s[p]) for p in positions.tolist()]
+
+
+def frame_times(path: str | Path) -> tuple[VideoInfo, list[float]]:
+    """The clip's info and every frame's presentation time in s (from the stream start), in
+    presentation order: frame k of the clip is at the k-th time (one demux pass, no decoding)."""
+    path = Path(path)
+    if is_frames_folder(path):
+        folder = _read_frames_folder(path)
+        return folder.info, folder.times_s.tolist()
+    with _open_video(path) as (container, stream):
+        info, counted = _read_info(path, container, stream)
+        index, times_s = _place_frames(path, info, counted, _index_frames(container, stream), stream)
+    return info, [float(t) for t in times_s[: index.n_frames]]
 
 
 def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
@@ -677,9 +718,11 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
     The result equals decoding every frame and picking the positions.
     Files that hold fewer frames than their header claims raise VideoReadError when a wanted
     frame lies in the missing part; AVI, files without pts and files where seeking fails are
-    decoded from the start.
+    decoded from the start. A frames folder (see FRAME_FILE_SUFFIXES) reads only the files it keeps.
     """
     path = Path(path)
+    if is_frames_folder(path):
+        return _sample_folder(path, spec)
     kept: dict[int, np.ndarray] | None = None
     with _open_video(path) as (container, stream):
         info, counted = _read_info(path, container, stream)
@@ -711,12 +754,210 @@ def sample_frames(path: str | Path, spec: SamplingSpec) -> SampledFrames:
     )
 
 
+# --------------------------------------------------------------------------- frames folders
+
+# A clip given as a folder of still frames (pre-extracted, as LLaMA-Factory and ms-swift users train
+# on): JPEG or PNG files, in natural name order (frame_2 before frame_10), with their times in
+#   timestamps.txt  one presentation time in seconds per frame, in frame order (exact times), or
+#   fps.txt         one number, frames per second (frame i at i / fps s).
+# With both, the times come from timestamps.txt and fps.txt gives the nominal rate.
+FRAME_FILE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+TIMESTAMPS_FILE = "timestamps.txt"
+FPS_FILE = "fps.txt"
+
+
+def is_frames_folder(path: str | Path) -> bool:
+    """Whether `path` names a frames folder (a directory) rather than a video file."""
+    return Path(path).is_dir()
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class _FramesFolder:
+    files: list[Path]  # the frames, in frame order
+    times_s: np.ndarray  # each frame's presentation time, s
+    info: VideoInfo
+
+
+def _numbers(path: Path) -> list[tuple[int, float]]:
+    """(line number, value) of every non-blank, non-comment line of a numbers file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise VideoReadError(f"{path}: cannot read ({err})") from err
+    values = []
+    for lineno, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise VideoReadError(f"{path}: line {lineno}: {text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value < 0:
+            raise VideoReadError(f"{path}: line {lineno}: {text!r} is not a time >= 0 s")
+        values.append((lineno, value))
+    return values
+
+
+def _read_frames_folder(path: Path) -> _FramesFolder:
+    with os.scandir(path) as entries:  # the directory entries' types: no stat per file
+        names = [e.name for e in entries if os.path.splitext(e.name)[1].lower() in FRAME_FILE_SUFFIXES and e.is_file()]
+    files = [path / name for name in sorted(names, key=_natural_key)]
+    if not files:
+        raise VideoReadError(f"{path}: a frames folder without JPEG or PNG frames")
+    n = len(files)
+    fps = None
+    if (path / FPS_FILE).is_file():
+        given = _numbers(path / FPS_FILE)
+        if len(given) != 1 or given[0][1] <= 0:
+            raise VideoReadError(f"{path / FPS_FILE}: expected one frame rate > 0 (frames per second)")
+        fps = given[0][1]
+    if (path / TIMESTAMPS_FILE).is_file():
+        rows = _numbers(path / TIMESTAMPS_FILE)
+        if len(rows) != n:
+            raise VideoReadError(f"{path / TIMESTAMPS_FILE}: {len(rows)} times for {n} frames")
+        for (_, before), (lineno, after) in zip(rows, rows[1:]):
+            if after <= before:
+                raise VideoReadError(f"{path / TIMESTAMPS_FILE}: line {lineno}: {after} s does not follow {before} s")
+        times_s = np.array([value for _, value in rows])
+        if fps is None:
+            if n == 1:
+                raise VideoReadError(f"{path}: one frame and no {FPS_FILE}: how long it lasts is unknown")
+            fps = (n - 1) / float(times_s[-1] - times_s[0])  # the average rate
+        # the last frame is shown for one frame period, as a video's last frame is
+        duration_s = float(times_s[-1]) + 1.0 / fps
+    elif fps is not None:
+        times_s = np.arange(n) / fps
+        duration_s = n / fps
+    else:
+        raise VideoReadError(
+            f"{path}: a frames folder needs {TIMESTAMPS_FILE} (one time in s per frame, in frame order) "
+            f"or {FPS_FILE} (frames per second) beside its frames"
+        )
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(files[0]) as first:  # the header only: its size
+            width, height = first.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise VideoReadError(f"{files[0]}: not a readable image ({err})") from err
+    info = VideoInfo(duration_s=duration_s, fps=fps, n_frames=n, width=width, height=height)
+    return _FramesFolder(files=files, times_s=times_s, info=info)
+
+
+def _resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB frame at `width` x `height` px, scaled by FFmpeg's swscale exactly as `_to_rgb` scales
+    a decoded RGB video frame (AREA), so a lossless RGB clip and its frames as PNGs give the same pixels."""
+    if rgb.shape[1] == width and rgb.shape[0] == height:
+        return rgb
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+
+
+def _jpeg_decoder() -> Any:
+    """OpenCV's JPEG decoder where OpenCV is installed (vt-prep's extra), else None (PIL decodes)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2 if hasattr(cv2, "IMREAD_COLOR_RGB") else None
+
+
+def _load_frame(file: Path, info: VideoInfo, width: int, height: int) -> np.ndarray:
+    """One frame of a frames folder as RGB at `width` x `height` px.
+
+    JPEGs go through OpenCV where it is installed: it decodes straight to an RGB array, about a
+    quarter less CPU than PIL's decode and copies, with the same libjpeg-turbo and so the same
+    pixels (tested); EXIF orientation is ignored, as PIL ignores it. Anything else, or no OpenCV: PIL.
+    """
+    cv2 = _jpeg_decoder() if file.suffix.lower() in (".jpg", ".jpeg") else None
+    if cv2 is not None:
+        try:
+            rgb = cv2.imdecode(np.fromfile(file, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+        except OSError as err:
+            raise VideoReadError(f"{file}: cannot read ({err})") from err
+        if rgb is None:
+            raise VideoReadError(f"{file}: not a readable image (OpenCV could not decode it)")
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(file) as opened:
+                rgb = np.asarray(opened if opened.mode == "RGB" else opened.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            raise VideoReadError(f"{file}: not a readable image ({err})") from err
+    if rgb.shape[1] != info.width or rgb.shape[0] != info.height:
+        raise VideoReadError(f"{file}: {rgb.shape[1]}x{rgb.shape[0]} px, but the folder's first frame is "
+                             f"{info.width}x{info.height} px: every frame of a clip must have one size")
+    return _resize_rgb(rgb, width, height)
+
+
+def _folder_positions(path: Path, folder: _FramesFolder, spec: SamplingSpec) -> np.ndarray:
+    positions = _select_positions(folder.times_s, spec, folder.info.fps)
+    if positions.size == 0:
+        _no_frame_in_window(path, spec, folder.info)
+    return positions
+
+
+def _sample_folder(path: Path, spec: SamplingSpec) -> SampledFrames:
+    """Frames of a frames folder: each wanted file decoded once, side by side (OpenCV and PIL decode
+    without the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = _read_frames_folder(path)
+    positions = _folder_positions(path, folder, spec)
+    wanted = sorted(set(positions.tolist()))
+    width, height = _output_size(folder.info.width, folder.info.height, spec.size)
+    frames = np.empty((len(wanted), height, width, 3), np.uint8)  # each worker writes its frame in place
+
+    def load(k: int) -> None:
+        frames[k] = _load_frame(folder.files[wanted[k]], folder.info, width, height)
+
+    # Images cost the same each: threads beyond the cores only add overhead (unlike a video's keyframe
+    # runs, where more decoders than cores keep both cores busy to the end)
+    workers = min(decode_workers(), len(wanted), os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vt-frames") as pool:
+            list(pool.map(load, range(len(wanted))))
+    else:
+        for k in range(len(wanted)):
+            load(k)
+    if len(wanted) != len(positions):  # a window with fewer frames than asked for repeats some
+        frames = frames[np.searchsorted(wanted, positions)]
+    return SampledFrames(
+        frames=frames,
+        timestamps_s=[float(folder.times_s[p]) for p in positions.tolist()],
+        duration_s=folder.info.duration_s,
+        fps=folder.info.fps,
+    )
+
+
 # --------------------------------------------------------------------------- frame cache
 
-# Content hashes by (resolved path, size in bytes, mtime in ns): a file that has not changed
-# is hashed once per process. Bounded; the oldest entry goes first.
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+# Content hashes by (resolved path, size in bytes, mtime in ns; for a frames folder, those of every
+# file in it): a clip that has not changed is hashed once per process. Bounded; the oldest entry goes first.
+_HASH_MEMO: dict[tuple[Any, ...], str] = {}
 _HASH_MEMO_MAX_ENTRIES = 4096
+
+
+def _folder_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, size in bytes, mtime in ns) of every file in a frames folder: what its hash memo is keyed by."""
+    stamps = []
+    for child in sorted(path.rglob("*")):
+        if child.is_file():
+            stat = child.stat()
+            stamps.append((str(child.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
+def media_sha256(path: str | Path) -> str:
+    """The content hash of a clip: a video file's bytes, or a frames folder's (every file's name and
+    bytes, sorted). Remembered per process while the files' sizes and mtimes stay the same."""
+    return _content_sha256(Path(path))
 
 
 def _content_sha256(path: Path) -> str:
@@ -726,13 +967,19 @@ def _content_sha256(path: Path) -> str:
         raise VideoReadError(f"{path}: file not found") from None
     except OSError as err:
         raise VideoReadError(f"{path}: cannot read ({err.strerror})") from err
-    if not path.is_file():
+    folder = path.is_dir()
+    if not folder and not path.is_file():
         raise VideoReadError(f"{path}: not a file")
-    memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    try:
+        memo_key: tuple[Any, ...] = (
+            (str(path.resolve()), _folder_stamp(path)) if folder else (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        )
+    except OSError as err:
+        raise VideoReadError(f"{path}: cannot read ({err.strerror})") from err
     digest = _HASH_MEMO.get(memo_key)
     if digest is None:
         try:
-            digest = file_sha256(path)
+            digest = path_sha256(path) if folder else file_sha256(path)
         except OSError as err:
             raise VideoReadError(f"{path}: cannot read ({err.strerror})") from err
         if len(_HASH_MEMO) >= _HASH_MEMO_MAX_ENTRIES:
@@ -748,7 +995,7 @@ def default_cache_dir() -> Path:
 
 
 class FrameCache:
-    """Sampled frames on disk, keyed by (sha256 of the video file's bytes, spec.key()).
+    """Sampled frames on disk, keyed by (sha256 of the clip's bytes: media_sha256, spec.key()).
 
     An entry is two files written atomically: the frames as a plain .npy (uint8 [N, H, W, 3]; read
     back at disk speed: an .npz costs a zip CRC pass, ~5x slower for 16 VGA frames) and, written

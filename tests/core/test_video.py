@@ -358,3 +358,210 @@ def test_plan_frames_matches_sample_frames(tmp_path):
         info, planned = plan_frames(path, spec)
         assert planned == sample_frames(path, spec).timestamps_s
         assert info.n_frames == 93
+
+
+# --------------------------------------------------------------------------- frame budgets
+
+
+def test_max_frames_caps_a_rate_by_spreading_over_the_clip(gop_clip):
+    every = sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=15.0)).timestamps_s  # 120 frames
+    uncapped = sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=4.0, max_frames=64))
+    assert len(uncapped.timestamps_s) == 32  # 8 s at 4 fps: under the cap, the rate holds
+    assert uncapped.timestamps_s == sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=4.0)).timestamps_s
+    capped = sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=4.0, max_frames=8))
+    positions = np.linspace(0, 119, 8, dtype=int)
+    assert capped.timestamps_s == [every[p] for p in positions]  # the whole clip, not its first 2 s
+    assert [frame_number(f) for f in capped.frames] == positions.tolist()
+    windowed = sample_frames(gop_clip, SamplingSpec(n_frames=None, target_fps=15.0, max_frames=3, start_s=2.0, end_s=4.0))
+    assert windowed.timestamps_s == [every[30], every[45], every[60]]
+
+
+def test_max_frames_belongs_to_a_rate_and_enters_the_key():
+    with pytest.raises(ValueError, match="max_frames"):
+        SamplingSpec(n_frames=8, max_frames=4)
+    with pytest.raises(ValueError, match="max_frames"):
+        SamplingSpec(n_frames=None, target_fps=2.0, max_frames=0)
+    capped, free = SamplingSpec(n_frames=None, target_fps=2.0, max_frames=16), SamplingSpec(n_frames=None, target_fps=2.0)
+    assert capped.key() != free.key() and capped.key().startswith(free.key())
+    assert free.key() == "v1_n-_fps2.0_start-_end-_size-"  # unchanged: cache entries made before the cap stay valid
+
+
+def test_example_sampling_follows_the_recorded_rule():
+    from videotune.core.schemas import Example, FrameSpec, Message
+    from videotune.core.video import example_sampling
+
+    def example(meta):
+        return Example(id="a", sample_id="a", media="a.mp4", frames=FrameSpec(n=2, timestamps_s=[0.0, 1.0]),
+                       messages=[Message(role="user", content="q"), Message(role="assistant", content="t")],
+                       target="t", meta=meta)
+
+    assert example_sampling(example({}), 32) == SamplingSpec(n_frames=2, size=32)
+    rate = example({"sampling": {"target_fps": 2.0, "max_frames": 16}})
+    assert example_sampling(rate, 32) == SamplingSpec(n_frames=None, target_fps=2.0, max_frames=16, size=32)
+    assert example_sampling(rate, 32, n_frames=4) == SamplingSpec(n_frames=4, size=32)  # an override is uniform
+
+
+# --------------------------------------------------------------------------- frames folders
+
+
+def write_lossless_clip(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """An RGB clip that stores its pixels exactly (PNG in QuickTime): decoding gives back `frames`."""
+    with av.open(str(path), "w", format="mov") as container:
+        stream = container.add_stream("png", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "rgb24"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frames_folder_of(clip: Path, folder: Path, times: str = "timestamps", suffix: str = ".png") -> Path:
+    """The clip's every frame written as images, with its times (timestamps.txt) or its rate (fps.txt)."""
+    from PIL import Image
+
+    every = sample_frames(clip, SamplingSpec(n_frames=probe(clip).n_frames))
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(every.frames):
+        Image.fromarray(frame).save(folder / f"frame_{index}{suffix}")  # unpadded: natural order must hold
+    if times == "timestamps":
+        (folder / "timestamps.txt").write_text("# seconds\n" + "\n".join(repr(t) for t in every.timestamps_s) + "\n")
+    else:
+        (folder / "fps.txt").write_text(f"{every.fps:g}\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lossless_pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lossless")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(36)]
+    clip = write_lossless_clip(root / "clip.mov", frames, fps=12)
+    return clip, frames_folder_of(clip, root / "frames"), frames_folder_of(clip, root / "frames_fps", times="fps")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [SamplingSpec(n_frames=8), SamplingSpec(n_frames=5, size=32), SamplingSpec(n_frames=None, target_fps=5.0, size=20),
+     SamplingSpec(n_frames=None, target_fps=12.0, max_frames=7), SamplingSpec(n_frames=4, start_s=1.0, end_s=2.0)],
+    ids=["uniform", "resized", "rate", "rate-capped", "window"],
+)
+def test_frames_folder_equals_its_lossless_video(lossless_pair, spec):
+    from videotune.core.video import plan_frames
+
+    clip, folder, folder_fps = lossless_pair
+    ours = sample_frames(clip, spec)
+    for given in (folder, folder_fps):
+        theirs = sample_frames(given, spec)
+        assert theirs.timestamps_s == pytest.approx(ours.timestamps_s, abs=1e-12)
+        assert np.array_equal(theirs.frames, ours.frames)  # resized too: the same swscale on the same RGB
+        assert theirs.duration_s == pytest.approx(ours.duration_s) and theirs.fps == pytest.approx(ours.fps)
+        assert plan_frames(given, spec)[1] == theirs.timestamps_s
+    assert probe(folder) == probe(clip)
+
+
+def test_frames_folder_times_come_from_its_file(tmp_path):
+    from PIL import Image
+
+    from videotune.core.video import frame_times
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(12):
+        Image.fromarray(numbered_frame(index)).save(folder / f"{index}.jpg", quality=95)
+    times = [0.0, 0.1, 0.25, 0.3, 0.5, 0.9, 1.0, 1.4, 1.45, 1.9, 2.0, 2.2]  # irregular: exact times, not a rate
+    (folder / "timestamps.txt").write_text("\n".join(map(str, times)))
+    info, every = frame_times(folder)
+    assert every == times and info.n_frames == 12 and info.fps == pytest.approx(11 / 2.2)
+    assert info.duration_s == pytest.approx(2.2 + 2.2 / 11)  # the last frame lasts one average period
+    sampled = sample_frames(folder, SamplingSpec(n_frames=4))
+    assert sampled.timestamps_s == [times[p] for p in np.linspace(0, 11, 4, dtype=int)]
+    assert [frame_number(f) for f in sampled.frames] == np.linspace(0, 11, 4, dtype=int).tolist()  # 10 after 9, not after 1
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "needs timestamps.txt"),
+        (lambda d: (d / "timestamps.txt").write_text("0\n0.1\n"), "2 times for 3 frames"),
+        (lambda d: (d / "timestamps.txt").write_text("0\n0.2\n0.1\n"), "line 3: 0.1 s does not follow 0.2 s"),
+        (lambda d: (d / "timestamps.txt").write_text("0\nsoon\n0.2\n"), "line 2: 'soon' is not a number"),
+        (lambda d: (d / "fps.txt").write_text("0\n"), "one frame rate > 0"),
+        (lambda d: [p.unlink() for p in d.glob("*.png")], "without JPEG or PNG frames"),
+    ],
+    ids=["no-times", "count", "order", "not-a-number", "zero-fps", "no-frames"],
+)
+def test_bad_frames_folders_are_refused(tmp_path, setup, message):
+    from PIL import Image
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(numbered_frame(index)).save(folder / f"f{index}.png")
+    setup(folder)
+    with pytest.raises(VideoReadError, match=message):
+        sample_frames(folder, SamplingSpec(n_frames=2))
+
+
+def test_frames_of_two_sizes_are_refused(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    Image.fromarray(numbered_frame(0)).save(folder / "f0.png")
+    Image.fromarray(numbered_frame(1)[:, :32]).save(folder / "f1.png")
+    (folder / "fps.txt").write_text("2")
+    with pytest.raises(VideoReadError, match="f1.png: 32x48 px"):
+        sample_frames(folder, SamplingSpec(n_frames=2))
+
+
+def test_frames_folder_cache_hits_and_follows_its_content(lossless_pair, tmp_path, monkeypatch):
+    from PIL import Image
+
+    clip, folder, _ = lossless_pair
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for file in folder.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    cache, spec = FrameCache(tmp_path / "cache"), SamplingSpec(n_frames=6, size=32)
+    first = cache.get_or_sample(copy, spec)
+    monkeypatch.setattr(video, "sample_frames", lambda *a, **k: pytest.fail("a hit must not read the frames"))
+    again = cache.get_or_sample(copy, spec)
+    assert np.array_equal(again.frames, first.frames) and again.timestamps_s == first.timestamps_s
+    monkeypatch.undo()
+    before = cache.entry_path(copy, spec)
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(copy / "frame_0.png")  # new content, same name
+    assert cache.entry_path(copy, spec) != before
+    assert not np.array_equal(cache.get_or_sample(copy, spec).frames[0], first.frames[0])
+
+
+def test_jpeg_frames_decode_the_same_with_or_without_opencv(tmp_path, monkeypatch):
+    """JPEG frames go through OpenCV where it is installed, PIL elsewhere (vt-train's image): the same pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(folder / f"{index}.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)).convert("L").save(folder / "4.jpg")  # grey
+    (folder / "fps.txt").write_text("4")
+    spec = SamplingSpec(n_frames=5, size=40)
+    with_opencv = sample_frames(folder, spec).frames
+    assert video._jpeg_decoder() is not None  # vt-prep's extra installs OpenCV
+    monkeypatch.setattr(video, "_jpeg_decoder", lambda: None)
+    assert np.array_equal(sample_frames(folder, spec).frames, with_opencv)
+
+
+def test_a_short_frames_folder_repeats_frames(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(numbered_frame(index)).save(folder / f"{index}.png")
+    (folder / "fps.txt").write_text("3")
+    sampled = sample_frames(folder, SamplingSpec(n_frames=5))
+    assert [frame_number(f) for f in sampled.frames] == [0, 0, 1, 1, 2]
+    assert sampled.timestamps_s == pytest.approx([0, 0, 1 / 3, 1 / 3, 2 / 3])

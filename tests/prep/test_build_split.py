@@ -1,5 +1,8 @@
 import random
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from videotune.core import taxonomy
@@ -57,6 +60,42 @@ def test_build_examples_prompt_and_determinism(gym_raw):
     assert first.frames.n == 8 and first.frames.timestamps_s[0] == 0.0
     assert first.messages[0].content.startswith(f"The video lasts for {first.meta['duration_s']:.2f} seconds, and 8 frames")
     assert first.meta["label"] in taxonomy.EXERCISES
+
+
+def test_fps_with_max_frames_states_the_frames_kept(gym_raw, tmp_path):
+    """--fps F --max-frames M: the rate where it fits, M frames spread over the clip where it would not;
+    the prompt's time sentence lists exactly the frames that training and inference then decode."""
+    import subprocess
+
+    from videotune.core.io import read_jsonl
+    from videotune.core.video import SamplingSpec, example_sampling, frame_times, sample_frames, time_instruction
+
+    samples = read_samples(gym_raw / "samples.parquet")[:2]
+    info, every = frame_times(gym_raw / samples[0].media)
+    rate = 4.0  # frames per second: more than 6 frames over any of these clips (> 3 s)
+    free, _ = build_examples(samples, gym_raw, BuildOptions("aqa", "temporal", 0, 10, 0, target_fps=rate))
+    capped, _ = build_examples(samples, gym_raw, BuildOptions("aqa", "temporal", 0, 10, 0, target_fps=rate, max_frames=6))
+    step = info.fps / rate
+    assert free[0].frames.n == int((info.n_frames - 1) / step) + 1 > 6
+    assert free[0].frames.timestamps_s == [every[int(k * step + 1e-9)] for k in range(free[0].frames.n)]
+    kept = [every[p] for p in np.linspace(0, info.n_frames - 1, 6, dtype=int)]
+    assert capped[0].frames.timestamps_s == kept  # the whole clip, not its first 1.5 s
+    assert time_instruction(info.duration_s, kept) in capped[0].messages[0].content
+    assert capped[0].messages[0].content.startswith(f"The video lasts for {info.duration_s:.2f} seconds, and 6 frames")
+    for example in (*free, *capped):  # what vt-train / vt-infer sample for the example is what its prompt states
+        spec = example_sampling(example, 32)
+        assert sample_frames(gym_raw / example.media, spec).timestamps_s == example.frames.timestamps_s
+    assert example_sampling(capped[0], 32) == SamplingSpec(n_frames=None, target_fps=rate, max_frames=6, size=32)
+
+    out = tmp_path / "built"
+    cli = [str(Path(sys.executable).parent / "vt-prep"), "build", "--samples", str(gym_raw / "samples.parquet"), "--out"]
+    done = subprocess.run([*cli, str(out), "--fps", "4", "--max-frames", "6"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    built = read_jsonl(out / "examples" / "all.jsonl", Example)
+    assert all(e.frames.n == 6 and e.meta["sampling"] == {"target_fps": 4.0, "max_frames": 6} for e in built)
+    for bad in (["--fps", "4", "--frames", "8"], ["--max-frames", "6"]):
+        refused = subprocess.run([*cli, str(tmp_path / "bad"), *bad], capture_output=True, text=True)
+        assert refused.returncode == 2 and "--fps" in refused.stderr and not (tmp_path / "bad").exists()
 
 
 def test_build_rejects_unreadable_media(gym_raw, tmp_path):

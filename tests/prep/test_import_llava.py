@@ -176,3 +176,28 @@ def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     assert result.exit_code == 0, result.output
     assert [(r["record"], "no time spans" in r["reason"]) for r in rejects(tmp_path / "t")] == [("squat3", True)]
     assert "media" not in json.loads((aqa / "run.json").read_text())["inputs"]
+
+
+def test_a_frames_folder_imports_and_builds_as_a_video(tmp_path):
+    """LLaMA-Factory / ms-swift users' pre-extracted frames: a folder of JPEGs with fps.txt where a video would be."""
+    from import_helpers import frames
+    from PIL import Image
+
+    folder = tmp_path / "clips" / "squat_frames"
+    folder.mkdir(parents=True)
+    for k, frame in enumerate(frames(2.0, fps=5)):
+        Image.fromarray(frame).save(folder / f"{k + 1}.jpg", quality=95)
+    (folder / "fps.txt").write_text("5\n")
+    answer = "The subject is performing a Squat. He performs it correctly, without any subtle errors."
+    write_json(tmp_path / "train.json", [_record("f1", "clips/squat_frames", answer)])
+    out = tmp_path / "imported"
+    assert run_prep("import", "llava", "--json", tmp_path / "train.json", "--root", tmp_path, "--out", out).exit_code == 0
+    (sample,) = read_samples(out / "samples.parquet")
+    assert sample.media == "clips/squat_frames" and sample.media_kind == "video"
+    assert (sample.duration_s, sample.fps, sample.task) == (2.0, 5.0, "aqa")
+    built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", tmp_path, "--out", tmp_path / "b",
+                     "--frames", "4")
+    assert built.exit_code == 0, built.output
+    (example,) = read_jsonl(tmp_path / "b" / "examples" / "all.jsonl", Example)
+    assert example.frames.timestamps_s == [0.0, 0.6, 1.2, 1.8]  # frames 0, 3, 6, 9 at 5 fps
+    assert example.messages[0].content.startswith("The video lasts for 2.00 seconds, and 4 frames")

@@ -9,29 +9,25 @@ resolves outside the media root is refused), and takes ratings by POST into a Ra
 
 from __future__ import annotations
 
-import json
-import logging
 import mimetypes
 import re
-import signal
-import threading
 from collections.abc import Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from videotune.core.localweb import LoopbackHandler, loopback_server, serve
 from videotune.core.schemas import Example, Prediction
 from videotune.judge.ratings import ExpertRating, RatingStore, now_iso
 from videotune.judge.rubric import Rubric, question_of
 
-log = logging.getLogger("videotune.judge")
 PAGE = Path(__file__).resolve().parent / "review.html"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
-MAX_BODY = 1 << 20  # a rating is a few hundred bytes; refuse anything absurd
+__all__ = ["ReviewApp", "build_items", "make_server", "safe_media_path", "serve"]
 
 
 class ReviewItem(BaseModel):
@@ -115,35 +111,9 @@ class ReviewApp:
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     app: ReviewApp  # set on the subclass made by make_server
     server_version = "vt-judge-review"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        log.debug("review: " + format, *args)
-
-    def _host_ok(self) -> bool:
-        # A page on another site could reach 127.0.0.1 through a DNS name it controls (DNS
-        # rebinding); such requests carry that name as Host, and are refused.
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        return host in ("127.0.0.1", "localhost", "[::1]")
-
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode(), "application/json; charset=utf-8")
-
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-        self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802
         if not self._host_ok():
@@ -162,17 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.FORBIDDEN, {"error": "bad Host header"})
         if urlsplit(self.path).path != "/api/rate":
             return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        # JSON only: a cross-site form cannot send application/json without a CORS preflight,
-        # which this server never grants.
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send application/json"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_BODY:
-            return self._json(HTTPStatus.BAD_REQUEST, {"error": "bad body length"})
-        try:
-            body = json.loads(self.rfile.read(length))
-        except json.JSONDecodeError:
-            return self._json(HTTPStatus.BAD_REQUEST, {"error": "body is not JSON"})
+        ok, body = self._read_json()
+        if not ok:
+            return None
         status, reply = self.app.rate(body)
         self._json(status, reply)
 
@@ -227,33 +189,6 @@ def _copy(src: Any, dst: Any, length: int, chunk: int = 1 << 16) -> None:
 
 
 def make_server(app: ReviewApp, port: int = 8765, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """The review server, not yet serving (call serve_forever). Loopback only: ratings are not for the network."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"the review page binds to loopback only, not {host!r}")
-    handler = type("ReviewHandler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
-
-
-def _stop(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def serve(server: ThreadingHTTPServer) -> None:
-    """Serve until Ctrl-C or SIGTERM; every rating is already on disk, so stopping loses nothing.
-
-    SIGTERM is what `kill`, SLURM and process managers send, and the only stop signal a server
-    started in the background gets: shells start background jobs with SIGINT ignored.
-    """
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
-    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:  # None also where the handler before was not set from Python
-            signal.signal(signal.SIGTERM, previous)
-        server.server_close()
+    """The review server, not yet serving (call serve). Loopback only: ratings are not for the network."""
+    return loopback_server(type("ReviewHandler", (_Handler,), {"app": app}), port, host, what="the review page")
 

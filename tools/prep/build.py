@@ -67,11 +67,11 @@ def aqa_answer(sample: Sample, variant: Variant, templates: dict[str, Any], rng:
     return pick(templates[key]).format(exercise=exercise.display, errors=" and ".join(mentions))
 
 
-def vqa_example(sample: Sample, data_root: Path, n_frames: int) -> Example:
+def vqa_example(sample: Sample, data_root: Path, spec: SamplingSpec) -> Example:
     """A VQA example: the sample's question as the user turn, its answer as the target.
 
     Images carry no frames (`frames` None; the media enters the prompt as one image); a video
-    sample's frames are planned and its timing stated as for the other tasks. InputError when
+    sample's frames are planned with `spec` and its timing stated as for the other tasks. InputError when
     the media cannot be read or the question or answer is empty.
     """
     media_path = data_root / sample.media
@@ -85,10 +85,10 @@ def vqa_example(sample: Sample, data_root: Path, n_frames: int) -> Example:
         height, width = load_image(media_path).shape[:2]  # refuses a missing or unreadable image
         extra: dict[str, Any] = {"width_px": width, "height_px": height}
     else:
-        info, timestamps = plan_frames(media_path, SamplingSpec(n_frames=n_frames))
+        info, timestamps = plan_frames(media_path, spec)
         frames = FrameSpec(n=len(timestamps), timestamps_s=timestamps)
         user = f"{time_instruction(info.duration_s, timestamps)}\n{sample.question}"
-        extra = {"duration_s": info.duration_s, "fps": info.fps}
+        extra = {"duration_s": info.duration_s, "fps": info.fps, **sampling_meta(spec)}
     meta = {"dataset": sample.dataset, "group": sample.group, "split": sample.split, "task": "vqa",
             "stage": sample.stage, "label": sample.label, "media_kind": sample.media_kind, **extra}
     return Example(
@@ -98,7 +98,7 @@ def vqa_example(sample: Sample, data_root: Path, n_frames: int) -> Example:
     )
 
 
-def passthrough_example(sample: Sample, data_root: Path, n_frames: int, templates: dict[str, Any]) -> Example:
+def passthrough_example(sample: Sample, data_root: Path, spec: SamplingSpec, templates: dict[str, Any]) -> Example:
     """An imported sample's own conversation (vt-prep import llava/vqa/qved): its question and answer,
     or every turn of meta.conversations, with the media and timing handled as for `vqa_example`.
 
@@ -111,7 +111,7 @@ def passthrough_example(sample: Sample, data_root: Path, n_frames: int, template
     if not question.strip() or not sample.answer.strip():
         raise InputError(f"sample {sample.id!r}: no question and answer of its own to pass through "
                          f"(a {sample.task} sample without them is built with --task {sample.task})")
-    base = vqa_example(sample.model_copy(update={"question": question}), data_root, n_frames)
+    base = vqa_example(sample.model_copy(update={"question": question}), data_root, spec)
     messages = list(base.messages)
     turns = sample.meta_dict().get("conversations")
     if turns:
@@ -128,14 +128,30 @@ def passthrough_example(sample: Sample, data_root: Path, n_frames: int, template
     )
 
 
+def sampling_meta(spec: SamplingSpec) -> dict[str, Any]:
+    """`meta.sampling` for a rate-based spec ({target_fps, max_frames}): core.video.example_sampling
+    reads it back, so training and inference take exactly the frames the prompt states. Uniform
+    sampling needs no record (the example's frame count is the rule)."""
+    if spec.target_fps is None:
+        return {}
+    return {"sampling": {"target_fps": spec.target_fps, "max_frames": spec.max_frames}}
+
+
 @dataclass
 class BuildOptions:
     task: Literal["aqa", "feedback", "vqa", "passthrough"]
     variant: Variant
-    n_frames: int
+    n_frames: int  # frames spread uniformly over each clip, unless target_fps is set
     paraphrases: int
     seed: int
     templates_path: str | None = None
+    target_fps: float | None = None  # sample at this rate instead ...
+    max_frames: int | None = None  # ... and spread this many uniformly where the rate would give more
+
+    def spec(self) -> SamplingSpec:
+        if self.target_fps is not None:
+            return SamplingSpec(n_frames=None, target_fps=self.target_fps, max_frames=self.max_frames)
+        return SamplingSpec(n_frames=self.n_frames)
 
 
 def build_examples(
@@ -143,7 +159,7 @@ def build_examples(
 ) -> tuple[list[Example], list[Reject]]:
     """One example per usable sample; samples whose media cannot be read are rejected with the reason."""
     templates = load_templates(options.templates_path)
-    spec = SamplingSpec(n_frames=options.n_frames)
+    spec = options.spec()
     examples: list[Example] = []
     rejects: list[Reject] = []
     for sample in samples:
@@ -153,9 +169,9 @@ def build_examples(
         if options.task in ("vqa", "passthrough"):
             try:
                 if options.task == "vqa":
-                    examples.append(vqa_example(sample, data_root, options.n_frames))
+                    examples.append(vqa_example(sample, data_root, spec))
                 else:
-                    examples.append(passthrough_example(sample, data_root, options.n_frames, templates))
+                    examples.append(passthrough_example(sample, data_root, spec, templates))
             except InputError as err:
                 rejects.append(Reject(file=str(media_path), record=sample.id, reason=str(err)))
             continue
@@ -190,6 +206,7 @@ def build_examples(
             "errors": [e.model_dump() for e in sample.errors],
             "duration_s": info.duration_s,
             "fps": info.fps,
+            **sampling_meta(spec),
         }
         examples.append(
             Example(

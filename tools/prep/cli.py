@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from rich.console import Console
@@ -135,11 +135,32 @@ class BuildConfig(CommandConfig):
                            "passthrough: each imported sample's own conversation, scored as its own task")
     variant: Literal["plain", "temporal", "boolean"] = Field(
         "plain", description="answer form: plain errors, errors with time spans, or a yes/no mistake answer")
-    frames: int = Field(8, ge=1, description="frames sampled uniformly per clip (stated in the prompt)")
+    frames: int | None = Field(
+        None, ge=1, description="frames sampled uniformly per clip (stated in the prompt) [default: 8, unless --fps]")
+    fps: float | None = Field(None, gt=0, description="sample this many frames per second of video instead of --frames")
+    max_frames: int | None = Field(
+        None, ge=1, description="with --fps: where the rate would give more frames, spread this many uniformly over "
+                                "the clip instead (the prompt states the frames kept)")
     paraphrases: int = Field(10, ge=1, description="how many paraphrases of each answer template to draw from")
     templates: Path | None = Field(None, description="a templates YAML of the shipped aqa.yaml's shape")
     strict: bool = Field(False, description="exit 2 if any record is refused")
     seed: int = Field(0, description="seed of the paraphrase choice")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_count(cls, values: Any) -> Any:
+        # 8 frames unless a rate is asked for: resolved here, so run.json records the count used
+        if isinstance(values, dict) and values.get("fps") is None and values.get("frames") is None:
+            return {**values, "frames": 8}
+        return values
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> BuildConfig:
+        if self.fps is not None and self.frames is not None:
+            raise ValueError("give --frames (a count) or --fps (a rate), not both")
+        if self.max_frames is not None and self.fps is None:
+            raise ValueError("--max-frames caps an --fps sampling; with a fixed --frames count it has no meaning")
+        return self
 
 
 def build_command(config: BuildConfig) -> None:
@@ -149,9 +170,10 @@ def build_command(config: BuildConfig) -> None:
     data_root = config.data_root or config.samples.parent
     manifest = RunManifest("prep", "build", config.model_dump(mode="json"), config.out, seed=config.seed)
     manifest.add_input(config.samples)
-    options = BuildOptions(task=config.task, variant=config.variant, n_frames=config.frames,
+    options = BuildOptions(task=config.task, variant=config.variant, n_frames=config.frames or 0,
                            paraphrases=config.paraphrases, seed=config.seed,
-                           templates_path=str(config.templates) if config.templates else None)
+                           templates_path=str(config.templates) if config.templates else None,
+                           target_fps=config.fps, max_frames=config.max_frames)
     examples, rejects = build_examples(samples, data_root, options)
     _write_rejects(config.out, rejects, config.strict)
     write_jsonl(config.out / "examples" / "all.jsonl", examples)
@@ -255,6 +277,13 @@ register_import_export(app)
 from videotune.prep.cli_derived import register as register_derived  # noqa: E402
 
 register_derived(app)
+
+
+# --------------------------------------------------------------------------- error annotation (configs in cli_annotate.py)
+
+from videotune.prep.cli_annotate import register as register_annotate  # noqa: E402
+
+register_annotate(app)
 
 
 def main() -> None:

@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from videotune.core.cli import CommandConfig, add_command, make_app
-from videotune.core.io import InputError, file_sha256, read_jsonl, write_json, write_jsonl, write_samples
+from videotune.core.io import InputError, read_jsonl, write_json, write_jsonl, write_samples
 from videotune.core.manifest import RunManifest
 from videotune.core.progress import track
 from videotune.core.schemas import Example
+from videotune.core.video import media_sha256
 from videotune.prep.importers.common import ImportResult
 
 console = Console(stderr=True)
@@ -43,7 +44,8 @@ def _reason_kind(reason: str) -> str:
                          ("negative", "negative time"), ("past the clip", "past the end"),
                          ("not a readable", "unreadable media"), ("cannot decode", "unreadable media"),
                          ("no video stream", "unreadable media"), ("interval", "malformed interval"),
-                         ("conversations", "malformed conversation")):
+                         ("conversations", "malformed conversation"), ("frames folder", "unreadable media"),
+                         ("error_frames", "bad error frames"), ("error_spans", "bad error frames")):
         if needle in lowered:
             return kind
     return "other"
@@ -55,7 +57,7 @@ def _media_digest(root: Path, result: ImportResult) -> dict:
     digest = hashlib.sha256()
     for rel in track(media, "hash media", len(media)):
         digest.update(rel.encode())
-        digest.update(file_sha256(root / rel).encode())
+        digest.update(media_sha256(root / rel).encode())  # a video's bytes, or a frames folder's files
     return {"path": str(root), "sha256": digest.hexdigest(), "n_files": len(media)}
 
 
@@ -187,6 +189,43 @@ def import_vqa_command(config: ImportVqaConfig) -> None:
     _finish("vqa", config, config.root, import_vqa(config.json_file, config.root, options))
 
 
+# --------------------------------------------------------------------------- import annotated-errors
+
+
+class ImportAnnotatedErrorsConfig(_ImportBase):
+    """Import seed 000's hand-annotated error set (annotated_errors.json: video, exercise, errors, error_frames,
+    ground_truth), error frames converted to seconds at each clip's own frame times."""
+
+    root: Path = Field(description="folder the videos are relative to, holding annotated_errors.json")
+    annotations: Path | None = Field(None, description="the annotations file [default: ROOT/annotated_errors.json]")
+    task: Literal["auto", "aqa", "feedback"] = Field(
+        "auto", description="auto: aqa where the exercise and its errors are in the taxonomy, else feedback "
+                            "(the ground truth as the answer)")
+    span_gap_s: float | None = Field(
+        None, ge=0, description="split an error's span where consecutive marked frames are more than this many "
+                                "seconds apart [default: one span from the first marked frame to the last]")
+    split: str | None = Field(
+        None, description="train, val or test: the split of records without their own (test: an annotated test set) "
+                          "[default: left to vt-prep split]")
+    group_regex: str | None = Field(
+        None, description="regex on the video id (path without extension) whose first group is the leakage unit [default: each video]")
+
+    @model_validator(mode="after")
+    def _split(self) -> ImportAnnotatedErrorsConfig:
+        if self.split not in (None, "train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, not {self.split!r}")
+        return self
+
+
+def import_annotated_errors_command(config: ImportAnnotatedErrorsConfig) -> None:
+    from videotune.prep.importers.annotated import AnnotatedOptions, import_annotated
+
+    options = AnnotatedOptions(annotations=config.annotations, task=config.task, span_gap_s=config.span_gap_s,
+                               split=config.split or "", group_regex=config.group_regex,
+                               dataset=config.dataset or "annotated_errors")
+    _finish("annotated-errors", config, config.root, import_annotated(config.root, options))
+
+
 # --------------------------------------------------------------------------- export llava
 
 
@@ -250,6 +289,8 @@ def register(app: typer.Typer) -> None:
                 example="vt-prep import llava --json train.json --root videos --out data/llava")
     add_command(import_app, "vqa", ImportVqaConfig, import_vqa_command,
                 example="vt-prep import vqa --json vqa.json --root images --out data/vqa --stages initial,findings,context")
+    add_command(import_app, "annotated-errors", ImportAnnotatedErrorsConfig, import_annotated_errors_command,
+                example="vt-prep import annotated-errors --root experiments/data --out data/annotated_errors")
     add_command(export_app, "llava", ExportLlavaConfig, export_llava_command,
                 example="vt-prep export llava --examples data/gym/examples/train.jsonl --out data/gym/llava_train.json")
     app.add_typer(import_app, name="import")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian package vt-prep's benchmark reads: the ffmpeg CLI, the decode-everything
-# reference of `make bench-prep` (tools/prep/bench.py). vt-prep itself decodes and encodes with
+# reference of `make bench-prep` (tools/prep/bench.py), and with it the FFmpeg shared libraries that
+# torchcodec (one of the benchmark's peer decoders) loads. vt-prep itself decodes and encodes with
 # PyAV's bundled FFmpeg libraries and needs no system package; no test needs the CLI.
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail

@@ -150,12 +150,13 @@ def resolve_media(root: Path, given: str) -> tuple[Path, str]:
 
 
 def find_video(folder: Path, stem: str) -> Path | None:
-    """The video in `folder` whose name is `stem` plus a known extension; None if there is none."""
+    """The video in `folder` whose name is `stem` plus a known extension, else a frames folder named
+    `stem` (core.video); None if there is neither."""
     for ext in VIDEO_EXTENSIONS:
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
             if candidate.is_file() or candidate.is_symlink():
                 return candidate
-    return None
+    return folder / stem if (folder / stem).is_dir() else None
 
 
 # --------------------------------------------------------------------------- media checks
