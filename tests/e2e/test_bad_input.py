@@ -48,6 +48,9 @@ REQUIRED = {
     "vt-prep import llava": ["--json", "{file}", "--root", "{dir}"],
     "vt-prep import vqa": ["--json", "{file}", "--root", "{dir}"],
     "vt-prep export llava": ["--examples", "{file}"],
+    "vt-prep import annotated-errors": ["--root", "{dir}"],
+    "vt-prep annotate": ["--root", "{dir}"],
+    "vt-prep agreement": ["--annotations", "{file}"],
     "vt-train sft": ["--model", "m", "--train", "{file}", "--data-root", "{dir}"],
     "vt-train params": ["--model", "m"],
     "vt-train tiny-model": ["--corpus", "{file}"],
@@ -132,6 +135,10 @@ def assert_nothing_half_written(out: Path, before: dict[str, str] | None, reject
 # --------------------------------------------------------------------------- --out an existing file
 
 
+# Commands whose --out is a file, not a folder.
+FILE_OUT = {"vt-prep export llava", "vt-prep annotate"}
+
+
 def test_the_table_covers_every_command():
     assert sorted(REQUIRED) == _commands()
 
@@ -142,7 +149,7 @@ def test_out_that_is_an_existing_file_is_refused(command, tmp_path, caplog):
     (tmp_path / "input.jsonl").write_text("{}\n")
     values = {"file": tmp_path / "input.jsonl", "dir": tmp_path / "dir"}
     flags = [v.format(**values) for v in REQUIRED[command]]
-    if command == "vt-prep export llava":  # its --out is a file: an existing folder is what is refused
+    if command in FILE_OUT:  # its --out is a file: an existing folder is what is refused
         target = tmp_path / "taken.json"
         target.mkdir()
         expected = f"--out {target}: an existing folder"

@@ -20,6 +20,8 @@ class AnnotateConfig(CommandConfig):
     """Serve the error-annotation page on loopback: step through each clip frame by frame, mark the frames that show
     an error, name the errors, write the corrective feedback (seed 000's annotated_errors.json, RQ2.1.1)."""
 
+    out_kind = "file"  # the annotations file itself
+
     root: Path = Field(description="folder the clips are relative to (videos or frames folders)")
     clips: Path | None = Field(
         None, description="which clips: samples.parquet, or JSON/JSONL records naming video, video_path or media "
