@@ -20,8 +20,9 @@ from safetensors.torch import load_file, save_file
 
 from videotune.core import models
 from videotune.core.io import InputError
+from videotune.core.models.families import _mobile_videogpt_model as mvg  # the model code
 from videotune.core.models.families import _videomamba as vm
-from videotune.core.models.families import mobile_videogpt as mvg
+from videotune.core.models.families import mobile_videogpt  # the family
 
 BIN = Path(sys.executable).parent
 SPEC = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400)
@@ -369,7 +370,7 @@ def test_transformers_auto_classes_read_the_checkpoint(tiny):
     for auto in (AutoModelForImageTextToText, AutoModelForCausalLM):
         assert type(auto.from_pretrained(tiny)).__name__ == "MobileVideoGPTQwenForCausalLM"
     processor = AutoProcessor.from_pretrained(tiny)
-    built = mvg.MOBILE_VIDEOGPT.load_processor(str(tiny))
+    built = mobile_videogpt.MOBILE_VIDEOGPT.load_processor(str(tiny))
     assert type(processor) is type(built) and type(processor.video_processor) is type(built.video_processor)
     assert (processor.num_frames, processor.chunk_size, processor.image_tokens, processor.video_tokens) == (
         built.num_frames, built.chunk_size, built.image_tokens, built.video_tokens)
@@ -416,7 +417,7 @@ def test_both_towers_count_as_vision_and_freeze_together(tiny):
     from videotune.train.modes import ModeOptions, apply_mode, parameter_report
 
     model, _ = models.load(models.resolve(str(tiny)))
-    family = mvg.MOBILE_VIDEOGPT
+    family = mobile_videogpt.MOBILE_VIDEOGPT
     apply_mode(model, family, ModeOptions(freeze_vision=True, freeze_projector=True, last_blocks=1))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("model.layers.1.") for n in trainable)
@@ -432,7 +433,7 @@ def test_both_towers_count_as_vision_and_freeze_together(tiny):
 
 
 def test_frames_are_thinned_to_16_and_padded_with_zero_frames(tiny):
-    processor = mvg.MOBILE_VIDEOGPT.load_processor(str(tiny))
+    processor = mobile_videogpt.MOBILE_VIDEOGPT.load_processor(str(tiny))
     long_clip = np.stack([np.full((64, 64, 3), 10 * i, dtype=np.uint8) for i in range(20)])
     kept = processor.clip_frames(long_clip)
     assert [int(f[0, 0, 0]) // 10 for f in kept] == np.linspace(0, 19, 16, dtype=int).tolist()
@@ -449,7 +450,7 @@ def test_frames_are_thinned_to_16_and_padded_with_zero_frames(tiny):
 
 
 def test_images_are_padded_to_a_square_of_clips_mean_colour(tiny):
-    processor = mvg.MOBILE_VIDEOGPT.load_processor(str(tiny))
+    processor = mobile_videogpt.MOBILE_VIDEOGPT.load_processor(str(tiny))
     wide = np.zeros((32, 64, 3), dtype=np.uint8)
     batch = processor(text=["<|image_pad|>\nq"], images=[[wide]], return_tensors="pt")
     pixels = batch["pixel_values"][0]  # CLIP-normalised: the mean colour pads to ~0, black to a negative value
@@ -468,9 +469,9 @@ def test_the_released_geometry_224_px_and_2402_tokens_per_clip(tiny):
            "video_token_id": tokenizer.convert_tokens_to_ids(mvg.VIDEO_TOKEN)}
     config = mvg.MobileVideoGPTQwenConfig(**RELEASED_0_5B, **ids)
     processor = mvg.build_processor(config, tokenizer)
-    assert mvg.MOBILE_VIDEOGPT.frame_size(processor) == 224
+    assert mobile_videogpt.MOBILE_VIDEOGPT.frame_size(processor) == 224
     assert processor.tokens_per_clip == 16 * 144 + 2 * 49
-    assert mvg.MOBILE_VIDEOGPT.set_frame_size(processor, config, 224) == 144 + 7
+    assert mobile_videogpt.MOBILE_VIDEOGPT.set_frame_size(processor, config, 224) == 144 + 7
     with pytest.raises(InputError, match="image_pad.*config.json expects 151655"):
         mvg.build_processor(mvg.MobileVideoGPTQwenConfig(**RELEASED_0_5B), tokenizer)
 
