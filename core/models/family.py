@@ -10,6 +10,7 @@ registers itself with `register`; nothing else in the model layer knows a family
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"
 
 
 @dataclass(frozen=True)
-class Family:
+class Family(ABC):
     """A model family. Subclasses implement the geometry and the tiny builder; the rest is data."""
 
     name: str
@@ -82,16 +83,16 @@ class Family:
 
     # ------------------------------------------------------------------ geometry
 
+    @abstractmethod
     def frame_size(self, processor: Any) -> int:
         """The square side (px) the processor feeds the vision tower: frames are decoded at this size."""
-        raise NotImplementedError(f"family {self.name} does not define frame_size")
 
+    @abstractmethod
     def set_frame_size(self, processor: Any, model_config: Any, size: int) -> int:
         """Make the processor feed `size` x `size` px frames (resolution sweeps); returns tokens per frame.
 
         Where a temporal patch merges 2 frames (Qwen), a frame's share is half its patch's tokens, rounded up.
         """
-        raise NotImplementedError(f"family {self.name} does not define set_frame_size")
 
     # ------------------------------------------------------------------ frames into the processor
 
@@ -127,7 +128,7 @@ class Family:
     def build_tiny(self, spec: Any, corpus: Iterable[str]) -> tuple[Any, Any]:
         """(model, processor) at toy size with random weights, from the family's own transformers classes and
         a tokenizer trained on `corpus` (`tiny.build_tiny` seeds, checks the spec and saves)."""
-        raise NotImplementedError(f"family {self.name} has no tiny variant")
+        raise InputError(f"family {self.name} has no tiny variant")
 
     def save_built(self, model: Any, processor: Any, out_dir: Path) -> Path:
         """Write a model built offline (tiny variant, reference architecture) as the family's checkpoints are
@@ -139,7 +140,7 @@ class Family:
     def build_reference(self, arch: str, corpus: Iterable[str]) -> tuple[Any, Any]:
         """(model, processor) of the released architecture `arch` (a key of `reference_archs`) with random
         weights (`tiny.build_reference` seeds and saves)."""
-        raise NotImplementedError(f"family {self.name} has no reference architectures")
+        raise InputError(f"family {self.name} has no reference architectures")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ def test_a_family_registered_from_its_own_file_resolves_by_model_type(tmp_path):
         def frame_size(self, processor):
             return 32
 
+        def set_frame_size(self, processor, model_config, size):
+            return 16
+
     toy = models.register(Toy(name="toy", model_types=("toy_vlm",), hub_ids={"toy-1b": "org/Toy-1B"}, end_of_turn="<eot>"))
     try:
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "toy_vlm"}))
