@@ -41,6 +41,7 @@ class GenerateConfig(CommandConfig):
                                 "[default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC)
     limit: int | None = Field(None, ge=1, description="answer only the first N examples")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
@@ -61,7 +62,7 @@ def _batches(examples: list[Example], size: int) -> list[list[Example]]:
 
 # Settings that shape the predictions: a rerun into an --out that holds predictions made with
 # other values would leave a file mixing two runs.
-SHAPING_SETTINGS = ("model", "max_new_tokens", "frames", "letterbox", "dtype")
+SHAPING_SETTINGS = ("model", "max_new_tokens", "frames", "letterbox", "video_max_pixels", "dtype")
 
 
 def _id_of(line: str) -> object:
@@ -105,6 +106,7 @@ def check_resume(config: GenerateConfig) -> None:
 def check_inputs(config: GenerateConfig) -> None:
     """Every record and clip (or image) of the examples, and the predictions to resume, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
+    models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     examples, rejects = check_examples(config.examples, config.data_root, config.frames, config.limit)
     refuse(rejects, config.out, len(examples) + len(rejects))
     check_resume(config)
@@ -162,7 +164,7 @@ def run_generate(config: GenerateConfig) -> dict:
                 else:
                     inputs = models.encode_batch(
                         processor, ref.family, prompts, [v.frames for v in media], [v.timestamps_s for v in media],
-                        [v.duration_s for v in media], padding_side="left",
+                        [v.duration_s for v in media], padding_side="left", video_max_pixels=config.video_max_pixels,
                     )
                 answers = models.generate(model, processor.tokenizer, inputs, max_new_tokens=config.max_new_tokens,
                                           stop_ids=stop_ids, logprobs=True)

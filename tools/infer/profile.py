@@ -87,6 +87,8 @@ class ProfileConfig(CommandConfig):
     frame_cache: bool = Field(False, description="read frames from the decoded-frame cache (then preprocess excludes video decoding)")
     cache_dir: Path | None = Field(
         None, description="decoded-frame cache for --frame-cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC + "; each configuration's "
+                                         "tokens_per_frame is then the first example's under the budget")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
     seed: int = Field(0, description="seed (greedy decoding is deterministic; kept for the manifest)")
 
@@ -278,6 +280,7 @@ class Runner:
     fixed_length: bool
     cache: FrameCache | None
     stop_ids: list[int]
+    video_max_pixels: int | None = None  # per-clip pixel budget (models.encode_batch)
 
     def frames_of(self, example: Example, spec: SamplingSpec) -> SampledFrames:
         path = self.data_root / example.media
@@ -292,6 +295,7 @@ class Runner:
             inputs = models.encode_batch(
                 self.processor, self.family, prompts, [v.frames for v in videos],
                 [v.timestamps_s for v in videos], [v.duration_s for v in videos], padding_side="left",
+                video_max_pixels=self.video_max_pixels,
             )
             answers = models.generate(
                 self.model, self.processor.tokenizer, inputs, max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
@@ -481,6 +485,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     for frames in config.frames or []:
         check_frames_restatable(examples, frames, config.examples)
     ref = models.resolve(config.model)
+    ref.family.check_video_max_pixels(config.video_max_pixels)
     if ref.is_local:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
@@ -489,7 +494,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
         model=model, processor=processor, family=ref.family, device=device, data_root=config.data_root,
         max_new_tokens=config.max_new_tokens, fixed_length=config.fixed_length,
         cache=FrameCache(config.cache_dir or default_cache_dir()) if config.frame_cache else None,
-        stop_ids=models.stop_token_ids(processor.tokenizer, ref.family),
+        stop_ids=models.stop_token_ids(processor.tokenizer, ref.family), video_max_pixels=config.video_max_pixels,
     )
     input_dtype = _input_dtype(model)
     resolutions = config.resolutions or [ref.family.frame_size(processor)]
@@ -504,6 +509,10 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
         for resolution, frames in grid:
             tokens_per_frame = ref.family.set_frame_size(processor, model.config, resolution)
             spec = SamplingSpec(n_frames=frames, size=resolution)
+            if config.video_max_pixels is not None:
+                first = runner.frames_of(examples[0], spec).frames
+                tokens_per_frame = ref.family.budget_frame(processor, first.shape[1], first.shape[2], len(first),
+                                                           config.video_max_pixels)[2]
 
             def make_runner(batch_size: int, spec: SamplingSpec = spec) -> Callable[[Sequence[Example]], BatchTiming]:
                 return lambda batch: runner.run(batch, spec)

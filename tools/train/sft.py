@@ -66,6 +66,7 @@ class SftConfig(CommandConfig, ModeOptions):
         "[default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC)
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
     save_every_epochs: int = Field(
         1, ge=1, description="write a resumable checkpoint every N epochs (the final model always goes to model/)")
@@ -137,6 +138,7 @@ def check_resume(config: SftConfig) -> None:
 def check_inputs(config: SftConfig) -> None:
     """Every training and validation record and clip, and the checkpoint to resume from, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
+    models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     rejects, n_records = [], 0
     for path in (config.train, config.val):
         if path is not None:
@@ -296,7 +298,7 @@ def run_sft(config: SftConfig) -> dict:
     # One collator over train + val items; each dataset holds the indices of its own part.
     items = train_items + val_items
     loss_weights = weights + [1.0] * len(val_items) if imbalance == "loss_weights" else None
-    collator = VideoCollator(items, processor, ref.family, weights=loss_weights)
+    collator = VideoCollator(items, processor, ref.family, weights=loss_weights, video_max_pixels=config.video_max_pixels)
 
     batch_size, auto_record = config.batch_size, None
     if config.auto_batch_size is not None:
