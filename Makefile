@@ -228,7 +228,8 @@ bench-stream: setup
 ##   make experiments-smoke                                every target at SIZE=smoke on the tiny model (CI)
 ## experiments/<rq>.yaml declares each one; experiments/expand.py renders experiments/runs/**/dvc.yaml, which
 ## `dvc repro` runs (a second run is a no-op). MODEL: registry name, hub id, local dir or tiny-<family>;
-## DATA: a folder with samples.parquet (default: synthetic gym clips); SIZE: smoke|full.
+## DATA: a folder with samples.parquet (default: synthetic gym clips), or with annotated_errors.json (rq2_1_1,
+## trained on TRAIN_DATA: a folder with samples.parquet, default synthetic gym clips); SIZE: smoke|full.
 .PHONY: rq_all experiments-smoke
 # The experiments are the specs in experiments/ that have runs (`runs:` or `axes:`); the same list as
 # `python experiments/expand.py list`, found with grep so that make knows its targets before setup.
@@ -238,12 +239,14 @@ MODEL  ?= tiny-smolvlm2
 MODELS ?= $(MODEL)
 RQS_ALL ?= $(RQS)
 DATA   ?=
+TRAIN_DATA ?=
 FRAMES ?=
 SIZE   ?= full
 OUT    ?= results
 JOBS   ?= 1
 EXPAND  = $(BIN)/python experiments/expand.py
-EXPAND_ARGS = --data '$(DATA)' $(if $(FRAMES),--frames $(FRAMES)) --size $(SIZE) --out-root $(OUT)
+EXPAND_ARGS = --data '$(DATA)' $(if $(TRAIN_DATA),--train-data '$(TRAIN_DATA)') $(if $(FRAMES),--frames $(FRAMES)) \
+  --size $(SIZE) --out-root $(OUT)
 
 # rq_all JOBS=2 (experiments/grid.py) runs two of these at once: UPSTREAM=1 first reproduces only what
 # every model shares (the data, the experiment's shared stages), then OWN=1 only the model's own stages

@@ -148,3 +148,25 @@ def test_frame_runs():
     assert frame_runs([5, 1, 2, 9], times, None) == [(1, 9)]
     assert frame_runs([5, 1, 2, 9], times, 0.1) == [(1, 2), (5, 5), (9, 9)]
     assert frame_runs([], times, None) == []
+
+
+def test_taxonomy_exercises_under_other_spellings_become_aqa(tmp_path):
+    """QVED-style names ("squats", "overhead-press") take the taxonomy's key where every error is the taxonomy's,
+    so `vt-prep build --variant temporal` can write their answers; other names stay as written."""
+    for name in ("squats/a.mp4", "ohp/b.mp4", "squats/c.mp4"):
+        clip(tmp_path / name, seconds=1.0)
+    write_json(tmp_path / "annotated_errors.json", [
+        {"video": "squats/a.mp4", "exercise": "Squats", "errors": ["knees_inward"], "error_frames": [2, 5],
+         "ground_truth": FEEDBACK},
+        {"video": "ohp/b.mp4", "exercise": "overhead-press", "errors": [], "error_frames": [], "ground_truth": "Good."},
+        {"video": "squats/c.mp4", "exercise": "squats", "errors": ["knee_valgus"], "error_frames": [1],
+         "ground_truth": FEEDBACK},
+    ])
+    samples = {s.id: s for s in import_annotated(tmp_path, AnnotatedOptions()).samples}
+    assert (samples["squats/a"].label, samples["squats/a"].task) == ("squat", "aqa")
+    assert (samples["ohp/b"].label, samples["ohp/b"].task) == ("overhead_press", "aqa")
+    assert (samples["squats/c"].label, samples["squats/c"].task) == ("squats", "feedback")
+    assert json.loads(samples["squats/a"].meta)["exercise"] == "Squats"  # the name as written stays in meta
+    refused = import_annotated(tmp_path, AnnotatedOptions(task="aqa")).rejects
+    assert [r.record for r in refused] == ["2:squats/c.mp4"]
+    assert "errors ['knee_valgus'] are not 'squat' errors" in refused[0].reason
