@@ -106,7 +106,8 @@ def check_resume(config: GenerateConfig) -> None:
 def check_inputs(config: GenerateConfig) -> None:
     """Every record and clip (or image) of the examples, and the predictions to resume, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
-    models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
+    if config.video_max_pixels is not None:
+        models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     examples, rejects = check_examples(config.examples, config.data_root, config.frames, config.limit)
     refuse(rejects, config.out, len(examples) + len(rejects))
     check_resume(config)

@@ -138,7 +138,8 @@ def check_resume(config: SftConfig) -> None:
 def check_inputs(config: SftConfig) -> None:
     """Every training and validation record and clip, and the checkpoint to resume from, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
-    models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
+    if config.video_max_pixels is not None:
+        models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     rejects, n_records = [], 0
     for path in (config.train, config.val):
         if path is not None:
