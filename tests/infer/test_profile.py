@@ -140,7 +140,7 @@ def test_per_sample_latency_and_throughput():
 
 def _config(tiny_model, gym_examples, gym_raw, out, **overrides):
     values = dict(model=str(tiny_model), examples=gym_examples, data_root=gym_raw, out=out, n_samples=2, warmup=1,
-                  batch_sizes=[1, 2], resolutions=[32, 64], frames=[2, 4], max_new_tokens=3)
+                  batch_sizes=[1, 2], resolutions=[32, 64], frame_counts=[2, 4], max_new_tokens=3)
     values.update(overrides)
     return ProfileConfig(**values)
 

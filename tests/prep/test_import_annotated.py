@@ -107,7 +107,7 @@ def test_bad_records_are_refused_with_reasons(annotated):
 
 def test_cli_writes_samples_rejects_and_manifest(annotated, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "annotated-errors", "--root", annotated, "--out", out, "--split", "test")
+    result = run_prep("import", "annotated-errors", "--data-root", annotated, "--out", out, "--split", "test")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 7 and {s.split for s in samples} == {"test"}
@@ -117,7 +117,7 @@ def test_cli_writes_samples_rejects_and_manifest(annotated, tmp_path):
     assert manifest["rejected_by_reason"] == {"duplicate id": 1, "missing file": 1, "past the end": 1,
                                               "path escapes root": 1}
     assert manifest["inputs"]["media"]["n_files"] == 7  # the frames folder hashed too
-    strict = run_prep("import", "annotated-errors", "--root", annotated, "--out", tmp_path / "strict", "--strict")
+    strict = run_prep("import", "annotated-errors", "--data-root", annotated, "--out", tmp_path / "strict", "--strict")
     assert strict.exit_code == 2
 
 
@@ -140,7 +140,7 @@ def test_malformed_records_are_refused(tmp_path):
         "record 4 is a str, not an object",
     ]
     write_json(tmp_path / "annotated_errors.json", {"video": "a.mp4"})
-    assert run_prep("import", "annotated-errors", "--root", tmp_path, "--out", tmp_path / "o").exit_code == 2
+    assert run_prep("import", "annotated-errors", "--data-root", tmp_path, "--out", tmp_path / "o").exit_code == 2
 
 
 def test_frame_runs():

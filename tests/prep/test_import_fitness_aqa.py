@@ -121,7 +121,7 @@ def test_a_missing_label_file_stops_the_import(tmp_path):
 
 def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "fitness-aqa", "--root", release, "--out", out)
+    result = run_prep("import", "fitness-aqa", "--data-root", release, "--out", out)
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 3
@@ -133,14 +133,14 @@ def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
     assert run["config"]["merge_spans"] is False and run["outputs"]["n_rejected"] == 11
     assert run["rejected_by_reason"]["duplicate id"] == 2
     # --strict: same outputs, exit 2
-    strict = run_prep("import", "fitness-aqa", "--root", release, "--out", tmp_path / "strict", "--strict")
+    strict = run_prep("import", "fitness-aqa", "--data-root", release, "--out", tmp_path / "strict", "--strict")
     assert strict.exit_code == 2
     assert (tmp_path / "strict" / "samples.parquet").is_file()
 
 
 def test_passthrough_refuses_samples_without_their_own_text(release, tmp_path):
     out = tmp_path / "imported"
-    assert run_prep("import", "fitness-aqa", "--root", release, "--out", out, "--no-hash-media").exit_code == 0
+    assert run_prep("import", "fitness-aqa", "--data-root", release, "--out", out, "--no-hash-media").exit_code == 0
     built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", release, "--out", tmp_path / "b",
                      "--task", "passthrough", "--frames", "2")
     assert built.exit_code == 0, built.output

@@ -126,13 +126,13 @@ def test_malformed_json_names_the_position(tmp_path):
 
 def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     imported = tmp_path / "imported"
-    result = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", imported)
+    result = run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", imported)
     assert result.exit_code == 0, result.output
     assert len(read_samples(imported / "samples.parquet")) == 7 and len(rejects(imported)) == 11
     # the summary: counts, the table of samples per split and label, and each refused record with its reason
     assert "import llava: 7 samples, 11 refused" in result.output
     assert "negative time" in " ".join(result.output.split())
-    strict = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", tmp_path / "strict",
+    strict = run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", tmp_path / "strict",
                       "--strict")
     assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 11
     run = json.loads((imported / "run.json").read_text())
@@ -169,7 +169,7 @@ def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     assert (out.parent / "train.run.json").is_file()
     # a temporal aqa build refuses the clip whose errors have no times, and only that one
     aqa = tmp_path / "aqa"
-    assert run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", aqa, "--task", "aqa",
+    assert run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", aqa, "--task", "aqa",
                     "--no-hash-media").exit_code == 0
     result = run_prep("build", "--samples", aqa / "samples.parquet", "--data-root", llava, "--out", tmp_path / "t",
                       "--task", "aqa", "--variant", "temporal", "--frames", "2")
@@ -191,7 +191,7 @@ def test_a_frames_folder_imports_and_builds_as_a_video(tmp_path):
     answer = "The subject is performing a Squat. He performs it correctly, without any subtle errors."
     write_json(tmp_path / "train.json", [_record("f1", "clips/squat_frames", answer)])
     out = tmp_path / "imported"
-    assert run_prep("import", "llava", "--json", tmp_path / "train.json", "--root", tmp_path, "--out", out).exit_code == 0
+    assert run_prep("import", "llava", "--annotations", tmp_path / "train.json", "--data-root", tmp_path, "--out", out).exit_code == 0
     (sample,) = read_samples(out / "samples.parquet")
     assert sample.media == "clips/squat_frames" and sample.media_kind == "video"
     assert (sample.duration_s, sample.fps, sample.task) == (2.0, 5.0, "aqa")

@@ -107,13 +107,13 @@ def test_malformed_ground_truth_names_the_position(tmp_path):
 
 def test_cli(qved, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "qved", "--root", qved, "--out", out, "--exercises", "squats,step-ups,jumping_jacks",
+    result = run_prep("import", "qved", "--data-root", qved, "--out", out, "--exercises", "squats,step-ups,jumping_jacks",
                       "--seed", "1")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 12 and all(s.split for s in samples)
     assert len(rejects(out)) == 8
-    strict = run_prep("import", "qved", "--root", qved, "--out", tmp_path / "strict", "--exercises",
+    strict = run_prep("import", "qved", "--data-root", qved, "--out", tmp_path / "strict", "--exercises",
                       "squats,step-ups,jumping_jacks", "--seed", "1", "--strict")
     assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 8
     run = json.loads((out / "run.json").read_text())

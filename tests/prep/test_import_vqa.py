@@ -74,7 +74,7 @@ def test_malformed_jsonl_names_the_line(tmp_path):
 
 def test_cli_import_then_build(clinic, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "vqa", "--json", clinic / "vqa.json", "--root", clinic, "--out", out,
+    result = run_prep("import", "vqa", "--annotations", clinic / "vqa.json", "--data-root", clinic, "--out", out,
                       "--stages", ",".join(STAGES), "--dataset", "clinic")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
@@ -82,7 +82,7 @@ def test_cli_import_then_build(clinic, tmp_path):
     assert len(rejects(out)) == 9
     run = json.loads((out / "run.json").read_text())
     assert run["inputs"]["media"]["n_files"] == 2 and run["config"]["stages"] == STAGES
-    strict = run_prep("import", "vqa", "--json", clinic / "vqa.json", "--root", clinic, "--out", tmp_path / "s", "--strict")
+    strict = run_prep("import", "vqa", "--annotations", clinic / "vqa.json", "--data-root", clinic, "--out", tmp_path / "s", "--strict")
     assert strict.exit_code == 2
     built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", clinic, "--out", tmp_path / "b",
                      "--task", "passthrough")

@@ -263,7 +263,7 @@ def dst_command(config: DstPrepConfig) -> None:
 add_command(synth_app, "assembly", SynthAssemblyCommand, synth_assembly_command,
             example="vt-prep synth assembly --out data/assembly/raw --n-videos 60 --seed 0")
 add_command(app, "dst", DstPrepConfig, dst_command,
-            example="vt-prep dst --input data/assembly/raw/annotations.json --fps 2 --out data/assembly")
+            example="vt-prep dst --annotations data/assembly/raw/annotations.json --fps 2 --out data/assembly")
 
 
 # --------------------------------------------------------------------------- import / export (configs in cli_import.py)

@@ -37,8 +37,8 @@ def sft_command(config: SftConfig) -> None:
 
 
 add_command(app, "sft", SftConfig, sft_command, example=(
-    "vt-train sft --model models/tiny-smolvlm2 --train data/gym/examples/train.jsonl "
-    "--val data/gym/examples/val.jsonl --data-root data/gym --out results/demo/train --epochs 30 --lr 1e-3"))
+    "vt-train sft --model models/tiny-smolvlm2 --train-examples data/gym/examples/train.jsonl "
+    "--val-examples data/gym/examples/val.jsonl --data-root data/gym --out results/demo/train --epochs 30 --lr 1e-3"))
 
 
 class ParamsConfig(CommandConfig, ModeOptions):
@@ -144,7 +144,7 @@ def launch_command(config: LaunchConfig) -> None:
 
 add_command(app, "launch", LaunchConfig, launch_command, example=(
     "vt-train launch --launcher slurm --gpus 2 --partition gpu --time 14:00:00 --dry-run -- "
-    "sft --model smolvlm2-2.2b --train data/clinic/split/examples/train.jsonl --data-root data/clinic/raw --out results/sft"))
+    "sft --model smolvlm2-2.2b --train-examples data/clinic/split/examples/train.jsonl --data-root data/clinic/raw --out results/sft"))
 
 
 def _launch_argv(argv: list[str]) -> list[str]:
@@ -168,7 +168,7 @@ def dst_command(config: DstTrainConfig) -> None:
 
 
 add_command(app, "dst", DstTrainConfig, dst_command, example=(
-    "vt-train dst --model models/tiny-dst --train data/assembly/stream/train.jsonl --val data/assembly/stream/val.jsonl "
+    "vt-train dst --model models/tiny-dst --train-examples data/assembly/stream/train.jsonl --val-examples data/assembly/stream/val.jsonl "
     "--data-root data/assembly/raw --out results/dst/train --epochs 20"))
 
 
