@@ -272,22 +272,23 @@ def run_report(config: ReportConfig) -> None:
 
 add_command(
     app, "metrics", MetricsConfig, run_metrics,
-    example="vt-analyze metrics --predictions runs/demo/infer/predictions.jsonl --task aqa --out runs/demo/analyze",
-)
+    example="vt-analyze metrics --predictions results/demo/infer/predictions.jsonl --task aqa --out results/demo/analyze")
 add_command(
     app, "compare", CompareConfig, run_compare,
-    example="vt-analyze compare --per-example runs/a/analyze/per_example.jsonl,runs/b/analyze/per_example.jsonl "
-    "--labels lora_r8,lora_r64 --out runs/compare",
-)
+    example=[
+        "vt-infer generate --model results/int8-dynamic/model --examples data/gym/split/examples/test.jsonl "
+        "--data-root data/gym/raw --out results/int8-dynamic/infer",
+        "vt-analyze metrics --predictions results/int8-dynamic/infer/predictions.jsonl --task aqa "
+        "--out results/int8-dynamic/analyze",
+        "vt-analyze compare --per-example results/demo/analyze/per_example.jsonl,results/int8-dynamic/analyze/per_example.jsonl "
+        "--labels fp32,int8-dynamic --out results/compare"])
 add_command(
     app, "plot", PlotConfig, run_plot,
-    example="vt-analyze plot --kind pareto --data results/rq3_1_3/profile.csv --out results/rq3_1_3/plots",
-)
+    example="vt-analyze plot --kind learning_curves --tables results/demo/train/loss_history.json --out results/demo/plots")
 add_command(
     app, "report", ReportConfig, run_report,
-    example="vt-analyze report --metrics runs/demo/analyze/metrics.json --loss-history runs/demo/train/history.json "
-    "--out runs/demo/report --title 'Demo'   |   vt-analyze report --results results --out results/summary",
-)
+    example="vt-analyze report --metrics results/demo/analyze/metrics.json --loss-history results/demo/train/loss_history.json "
+    "--out results/demo --title 'videotune demo'")
 
 
 # --------------------------------------------------------------------------- collect
@@ -320,8 +321,7 @@ def run_collect(config: CollectConfig) -> None:
 
 add_command(
     app, "collect", CollectConfig, run_collect,
-    example="vt-analyze collect --plan experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml --out results/rq1_3_3/tiny-smolvlm2",
-)
+    example="vt-analyze collect --plan experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml --out results/rq1_3_3/tiny-smolvlm2")
 
 
 # vt-analyze headroom (RQ3.2.1): its own module, registered in this one block.
@@ -329,9 +329,8 @@ from videotune.analyze.headroom import HeadroomConfig, run_headroom  # noqa: E40
 
 add_command(
     app, "headroom", HeadroomConfig, run_headroom,
-    example="vt-analyze headroom --metrics fp32=results/fp32/metrics.json,int8=results/int8/metrics.json "
-    "--thresholds experiments/thresholds.yaml --out results/headroom",
-)
+    example="vt-analyze headroom --metrics fp32=results/demo/analyze/metrics.json,int8=results/int8-dynamic/analyze/metrics.json "
+    "--thresholds experiments/thresholds.yaml --out results/headroom")
 
 
 def main() -> None:

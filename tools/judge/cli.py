@@ -263,25 +263,22 @@ def run_review(config: ReviewConfig) -> None:
 
 add_command(
     app, "score", ScoreConfig, run_score,
-    example="VT_JUDGE_API_KEY=... vt-judge score --predictions runs/demo/infer/predictions.jsonl --rubric clinical "
+    example="VT_JUDGE_API_KEY=... vt-judge score --predictions results/demo/infer/predictions.jsonl --rubric clinical "
     "--backend openai --base-url http://127.0.0.1:8000/v1 --model mistralai/Mixtral-8x7B-Instruct-v0.1 "
-    "--out runs/demo/judge",
-)
+    "--out results/demo/judge")
 add_command(
     app, "pairwise", PairwiseConfig, run_pairwise,
-    example="vt-judge pairwise --predictions-a runs/a/predictions.jsonl --predictions-b runs/b/predictions.jsonl --rubric holistic "
-    "--base-url http://127.0.0.1:8000/v1 --model judge --out runs/pairwise",
-)
+    example="vt-judge pairwise --predictions-a results/demo/infer/predictions.jsonl "
+    "--predictions-b results/int8-dynamic/infer/predictions.jsonl --rubric holistic "
+    "--base-url http://127.0.0.1:8000/v1 --model judge --out results/pairwise")
 add_command(
     app, "agreement", AgreementConfig, run_agreement,
-    example="vt-judge agreement --verdicts runs/demo/judge/verdicts.jsonl --ratings runs/review/ratings.jsonl "
-    "--out runs/demo/agreement",
-)
+    example="vt-judge agreement --verdicts results/demo/judge/verdicts.jsonl --ratings results/demo/review/ratings.jsonl "
+    "--out results/demo/judge_agreement")
 add_command(
     app, "review", ReviewConfig, run_review,
-    example="vt-judge review --predictions runs/demo/infer/predictions.jsonl --rubric clinical "
-    "--examples data/gym/examples/test.jsonl --data-root data/gym --out runs/review --port 8765",
-)
+    example="vt-judge review --predictions results/demo/infer/predictions.jsonl --rubric clinical "
+    "--examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out results/demo/review --port 8765")
 
 
 def main() -> None:

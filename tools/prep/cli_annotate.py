@@ -89,7 +89,8 @@ def agreement_command(config: AgreementConfig) -> None:
 
 def register(app: typer.Typer) -> None:
     add_command(app, "annotate", AnnotateConfig, annotate_command,
-                example="vt-prep annotate --data-root dataset --clips dataset/qved_test.json --annotator pt-1")
+                example="vt-prep annotate --data-root dataset --clips data/qved/samples.parquet --annotator pt-1 "
+                        "--out data/qved/annotations/pt-1.json")
     add_command(app, "agreement", AgreementConfig, agreement_command,
-                example="vt-prep agreement --annotations data/ann/annotated_errors.pt-1.json,data/ann/annotated_errors.pt-2.json "
-                        "--out results/agreement")
+                example="vt-prep agreement --annotations data/qved/annotations/pt-1.json,data/qved/annotations/pt-2.json "
+                        "--out results/annotation_agreement")

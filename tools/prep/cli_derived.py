@@ -431,10 +431,12 @@ def register(app: typer.Typer) -> None:
     add_command(app, "balance", BalanceConfig, balance_command,
                 example="vt-prep balance --samples data/gym/raw/samples.parquet --out data/gym/two_step --strategy two-step")
     add_command(app, "subset", SubsetConfig, subset_command,
-                example="vt-prep subset --examples data/gym/split/examples --out data/gym/subsets --ratios 0.25,0.5,0.75,1.0")
+                example="vt-prep subset --examples data/gym/split/examples --out data/gym/subsets --ratios 0.5,1.0")
     add_command(app, "degrade", DegradeConfig, degrade_command,
-                example="vt-prep degrade --samples data/gym/raw/samples.parquet --out data/gym/degraded --kinds blur,occlusion")
+                example="vt-prep degrade --samples data/gym/raw/samples.parquet --out data/gym/degraded --kinds blur,occlusion "
+                        "--blur-levels 4 --occlusion-levels 20")
     add_command(app, "frames", FramesConfig, frames_command,
-                example="vt-prep frames --examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out data/gym/frames")
+                example="vt-prep frames --examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out data/gym/frames "
+                        "--frame-counts 4,8 --fps-ratios 1,0.5 --fps-count 8")
     add_command(app, "resize", ResizeConfig, resize_command,
-                example="vt-prep resize --samples data/gym/raw/samples.parquet --out data/gym/resized --sizes 224,448 --mode letterbox")
+                example="vt-prep resize --samples data/gym/raw/samples.parquet --out data/gym/resized --sizes 32,48 --mode letterbox")

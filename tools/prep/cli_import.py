@@ -286,12 +286,13 @@ def register(app: typer.Typer) -> None:
     add_command(import_app, "qved", ImportQvedConfig, import_qved_command,
                 example="vt-prep import qved --data-root dataset --out data/qved")
     add_command(import_app, "llava", ImportLlavaConfig, import_llava_command,
-                example="vt-prep import llava --annotations train.json --data-root videos --out data/llava")
+                example="vt-prep import llava --annotations seed002/train.json --data-root seed002 --out data/seed002")
     add_command(import_app, "vqa", ImportVqaConfig, import_vqa_command,
-                example="vt-prep import vqa --annotations vqa.json --data-root images --out data/vqa --stages initial,findings,context")
+                example="vt-prep import vqa --annotations clinic_vqa/vqa.json --data-root clinic_vqa --out data/clinic_vqa "
+                        "--stages initial,findings,context")
     add_command(import_app, "annotated-errors", ImportAnnotatedErrorsConfig, import_annotated_errors_command,
-                example="vt-prep import annotated-errors --data-root experiments/data --out data/annotated_errors")
+                example="vt-prep import annotated-errors --data-root dataset --out data/annotated_errors")
     add_command(export_app, "llava", ExportLlavaConfig, export_llava_command,
-                example="vt-prep export llava --examples data/gym/examples/train.jsonl --out data/gym/llava_train.json")
+                example="vt-prep export llava --examples data/gym/split/examples/train.jsonl --out data/gym/llava/train.json")
     app.add_typer(import_app, name="import")
     app.add_typer(export_app, name="export")
