@@ -33,17 +33,17 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests" / "prep"))
 sys.path.insert(0, str(ROOT / "tests" / "judge"))
 
-# Every command, in the order its example runs; (name, slow). Commands after the first slow one
-# read what a slow one wrote, so they are slow too.
+# Every command, in the order its example runs; (name, slow). The fast ones come first: a test runs
+# every example before its own, so everything after the first slow one is slow too.
 ORDER: list[tuple[str, bool]] = [
     ("vt-prep synth gym", False), ("vt-prep build", False), ("vt-prep split", False),
     ("vt-prep export llava", False), ("vt-prep subset", False), ("vt-prep frames", False),
-    ("vt-prep augment", False), ("vt-prep balance", False), ("vt-prep degrade", False), ("vt-prep resize", False),
     ("vt-prep import fitness-aqa", False), ("vt-prep import qved", False), ("vt-prep import llava", False),
     ("vt-prep import vqa", False), ("vt-prep import annotated-errors", False),
     ("vt-prep annotate", False), ("vt-prep agreement", False),
     ("vt-prep synth clinic", False), ("vt-prep synth assembly", False), ("vt-prep dst", False),
     ("vt-train tiny-model", False), ("vt-train params", False), ("vt-train launch", False),
+    ("vt-prep augment", True), ("vt-prep balance", True), ("vt-prep degrade", True), ("vt-prep resize", True),
     ("vt-train sft", True), ("vt-infer generate", True), ("vt-analyze metrics", True), ("vt-analyze report", True),
     ("vt-analyze plot", True), ("vt-quantize", True), ("vt-infer profile", True), ("vt-analyze compare", True),
     ("vt-analyze headroom", True), ("vt-analyze collect", True),
@@ -143,6 +143,8 @@ def _prepare(name: str, work: Path) -> None:
         first = json.loads((work / "data/qved/annotations/pt-1.json").read_text())
         second = [{**r, "annotator": "pt-2", "error_frames": r["error_frames"][1:]} for r in first]
         (work / "data/qved/annotations/pt-2.json").write_text(json.dumps(second))
+    elif name == "vt-train launch":  # the shipped sbatch template, as in a clone
+        shutil.copytree(ROOT / "configs", work / "configs", dirs_exist_ok=True)
     elif name == "vt-analyze headroom":
         (work / "experiments").mkdir(exist_ok=True)
         shutil.copy(ROOT / "experiments" / "thresholds.yaml", work / "experiments" / "thresholds.yaml")
