@@ -193,7 +193,7 @@ def test_simulated_out_of_memory_through_the_command(tiny_model, gym_examples, g
         return real_run(self, batch, spec)
 
     monkeypatch.setattr(prof.Runner, "run", run)
-    run_profile(_config(tiny_model, gym_examples, gym_raw, tmp_path, batch_sizes=[1, 2, 4], resolutions=None, frames=None))
+    run_profile(_config(tiny_model, gym_examples, gym_raw, tmp_path, batch_sizes=[1, 2, 4], resolutions=None, frame_counts=None))
     data = json.loads((tmp_path / "profile.json").read_text())
     assert [c["status"] for c in data["configs"]] == ["ok", "oom", "skipped"]
     assert data["first_oom"]["batch_size"] == 2 and "20.00 GiB" in data["first_oom"]["error"]
