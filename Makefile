@@ -162,10 +162,10 @@ $(BENCH_REF)/config.json: $(BENCH_SPLIT)/test.jsonl
 bench-infer: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/vt-infer profile --model $(BENCH_TINY) --examples $(BENCH_SPLIT)/test.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer --n-samples 100 --warmup 3 \
-	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8 --max-new-tokens 16
+	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frame-counts 4,8 --max-new-tokens 16
 	$(BIN)/vt-infer profile --model $(BENCH_REF) --examples $(BENCH_SPLIT)/test.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer-256m --n-samples 8 --warmup 1 \
-	  --batch-sizes 1,8 --resolutions 128 --frames 2 --max-new-tokens 64
+	  --batch-sizes 1,8 --resolutions 128 --frame-counts 2 --max-new-tokens 64
 
 bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.quantize.bench --examples $(BENCH_SPLIT)/test.jsonl --corpus $(BENCH_SPLIT)/train.jsonl \

@@ -203,7 +203,7 @@ def render_base(base: dict, data: dict[str, Any], model: dict[str, Any], size: s
     cfg = by_size(base["train"], size)
     deps = [f"{split}/train.jsonl", f"{split}/val.jsonl", data["raw"]] + ([model["init"]] if model["tiny"] else [])
     stages["base_train"] = {
-        "cmd": f"{train_cmd} sft --model {model['init']} --train {split}/train.jsonl --val {split}/val.jsonl "
+        "cmd": f"{train_cmd} sft --model {model['init']} --train-examples {split}/train.jsonl --val-examples {split}/val.jsonl "
                f"--data-root {data['raw']} --out {model['base']} {train_flags(cfg)} --seed {seed}",
         "deps": deps, "outs": [model["base"]]}
     return _write_pipeline(RUNS / "_base" / data["name"] / slug(model["name"]), stages,
@@ -404,7 +404,7 @@ def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any], 
     plan = f"{pipeline}/{PLAN_NAME}"
     cmds = [f"vt-analyze collect --plan {plan} --out {out}"]
     for plot in spec.get("plots", []):
-        data = " ".join(f"--data {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
+        data = " ".join(f"--tables {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
         title = f" --title '{plot['title']}'" if plot.get("title") else ""
         cmds.append(f"vt-analyze plot --kind {plot['kind']} {data} --out {out}/plots/{plot['stem']} "
                     f"--stem {plot['stem']}{title}")

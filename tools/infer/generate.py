@@ -45,7 +45,7 @@ class GenerateConfig(CommandConfig):
     limit: int | None = Field(None, ge=1, description="answer only the first N examples")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
     seed: int = Field(0, description="seed (greedy decoding is deterministic; kept for the manifest)")
 
@@ -127,7 +127,7 @@ def run_generate(config: GenerateConfig) -> dict:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
     model.eval()
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
     model_name = config.model
     stop_ids = models.stop_token_ids(processor.tokenizer, ref.family)

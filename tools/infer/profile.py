@@ -1,6 +1,6 @@
 """Latency, throughput and memory of a model over examples: breakdown, batch scaling, resolution sweep.
 
-For every (frame size, frame count, batch size) in the full factorial of --resolutions x --frames x
+For every (frame size, frame count, batch size) in the full factorial of --resolutions x --frame-counts x
 --batch-sizes: `warmup` batches unrecorded, then ceil(N / batch size) recorded batches, each split
 into preprocess (video decode + processor + copy to the device), prefill (until the first token's
 logits) and decode (the remaining tokens). Statistics are over recorded batches; per-sample latency
@@ -77,15 +77,15 @@ class ProfileConfig(CommandConfig):
     warmup: int = Field(3, ge=0, description="unrecorded warm-up batches per configuration")
     batch_sizes: list[int] = Field([1], description="batch sizes to scale through, ascending; stops at the first out-of-memory")
     resolutions: list[int] | None = Field(None, description="frame sides in px [default: the processor's]")
-    frames: list[int] | None = Field(
-        None, description="frames per clip; prompts are restated for them [default: as built into the examples]")
+    frame_counts: list[int] | None = Field(
+        None, description="frames per clip, one run per count; prompts are restated for them [default: as built into the examples]")
     max_new_tokens: int = Field(32, ge=1, description="tokens generated per sample")
     fixed_length: bool = Field(True, description="generate exactly --max-new-tokens (end-of-turn ignored) so runs compare")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="compute dtype (auto: as stored in the checkpoint, e.g. bf16 for vt-quantize --method bf16)")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
     frame_cache: bool = Field(False, description="read frames from the decoded-frame cache (then preprocess excludes video decoding)")
-    cache_dir: Path | None = Field(
+    frame_cache_dir: Path | None = Field(
         None, description="decoded-frame cache for --frame-cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC + "; each configuration's "
                                          "tokens_per_frame is then the first example's under the budget")
@@ -471,7 +471,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
 
     if sorted(set(config.batch_sizes)) != list(config.batch_sizes) or min(config.batch_sizes) < 1:
         raise InputError(f"--batch-sizes {config.batch_sizes}: give distinct positive sizes in ascending order")
-    for name, values in (("resolutions", config.resolutions), ("frames", config.frames)):
+    for name, values in (("resolutions", config.resolutions), ("frame-counts", config.frame_counts)):
         if values is not None and (not values or min(values) < 1):
             raise InputError(f"--{name} {values}: give positive integers")
     seed_everything(config.seed)
@@ -482,7 +482,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     if not examples:
         raise InputError(f"{config.examples}: no examples")
     check_media_paths(config.examples, config.data_root)
-    for frames in config.frames or []:
+    for frames in config.frame_counts or []:
         check_frames_restatable(examples, frames, config.examples)
     ref = models.resolve(config.model)
     ref.family.check_video_max_pixels(config.video_max_pixels)
@@ -493,12 +493,12 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     runner = Runner(
         model=model, processor=processor, family=ref.family, device=device, data_root=config.data_root,
         max_new_tokens=config.max_new_tokens, fixed_length=config.fixed_length,
-        cache=FrameCache(config.cache_dir or default_cache_dir()) if config.frame_cache else None,
+        cache=FrameCache(config.frame_cache_dir or default_cache_dir()) if config.frame_cache else None,
         stop_ids=models.stop_token_ids(processor.tokenizer, ref.family), video_max_pixels=config.video_max_pixels,
     )
     input_dtype = _input_dtype(model)
     resolutions = config.resolutions or [ref.family.frame_size(processor)]
-    frame_counts = config.frames or [examples[0].frames.n if examples[0].frames else 1]
+    frame_counts = config.frame_counts or [examples[0].frames.n if examples[0].frames else 1]
     grid = list(itertools.product(resolutions, frame_counts))
     per_config = config.warmup + math.ceil(config.n_samples / min(config.batch_sizes))
     results: list[ConfigResult] = []
