@@ -172,7 +172,7 @@ def render_data(base: dict, data: dict[str, Any], size: str) -> Path:
     if data["annotated"]:
         # every record is test data; --task aqa: error metrics need the taxonomy's names (others go to rejects.jsonl)
         stages["import"] = {
-            "cmd": f"vt-prep import annotated-errors --root {data['raw']} --out {data['root']}/imported "
+            "cmd": f"vt-prep import annotated-errors --data-root {data['raw']} --out {data['root']}/imported "
                    f"--task aqa --split test",
             "deps": [data["raw"]], "outs": [f"{data['root']}/imported"]}
     b = base["data"]["build"]

@@ -129,7 +129,7 @@ def test_sft_and_generate_agree_under_the_budget(work, gym_raw, monkeypatch):
     and run.json records the budget."""
     seen = FramesSeen(monkeypatch)
     tiny = work / "tiny-qwen2-vl"
-    run_sft(SftConfig(model=str(tiny), train=work / "train.jsonl", data_root=gym_raw, out=work / "sft",
+    run_sft(SftConfig(model=str(tiny), train_examples=work / "train.jsonl", data_root=gym_raw, out=work / "sft",
                       max_steps=1, batch_size=2, logging_steps=1, video_max_pixels=2048))
     assert seen.shapes() == {(4, 32, 32, 3)}
     assert json.loads((work / "sft" / "run.json").read_text())["config"]["video_max_pixels"] == 2048
@@ -159,5 +159,5 @@ def test_other_families_refuse_the_budget(tiny_model, gym_examples, gym_raw, tmp
                                     out=tmp_path / "gen", video_max_pixels=100_000))
     assert not (tmp_path / "gen" / "predictions.jsonl").exists()
     with pytest.raises(InputError, match="smolvlm2 family has no per-clip pixel budget"):
-        run_sft(SftConfig(model=str(tiny_model), train=gym_examples, data_root=gym_raw, out=tmp_path / "sft",
+        run_sft(SftConfig(model=str(tiny_model), train_examples=gym_examples, data_root=gym_raw, out=tmp_path / "sft",
                           max_steps=1, video_max_pixels=100_000))

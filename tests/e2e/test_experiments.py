@@ -150,7 +150,7 @@ def test_annotated_test_set_is_imported_and_scored_by_a_model_trained_elsewhere(
     path = expand.render("rq2_1_1", "tiny-smolvlm2", data_dir="data/ann", size="smoke")
     data = load(repo / "experiments/runs/_data/ann-smoke-f4/dvc.yaml")["stages"]
     assert list(data) == ["import", "build", "split"]
-    assert data["import"]["cmd"] == ("vt-prep import annotated-errors --root data/ann --out data/exp/ann-smoke-f4/imported "
+    assert data["import"]["cmd"] == ("vt-prep import annotated-errors --data-root data/ann --out data/exp/ann-smoke-f4/imported "
                                      "--task aqa --split test")
     assert "--samples data/exp/ann-smoke-f4/imported/samples.parquet --data-root data/ann" in data["build"]["cmd"]
     assert "--variant temporal" in data["build"]["cmd"]
@@ -158,7 +158,7 @@ def test_annotated_test_set_is_imported_and_scored_by_a_model_trained_elsewhere(
     assert paths["raw"] == "data/ann" and paths["split"] == "data/exp/ann-smoke-f4/split/examples"
     assert paths["trained"] == "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model"
     base = load(repo / "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml")["stages"]
-    assert "--train data/exp/gym-smoke-f4/split/examples/train.jsonl" in base["base_train"]["cmd"]
+    assert "--train-examples data/exp/gym-smoke-f4/split/examples/train.jsonl" in base["base_train"]["cmd"]
     assert {p.name for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")} == {"dvc.yaml"}
     assert [str(p.parent.name) for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")] == [
         "ann-smoke-f4", "gym-smoke-f4"]
