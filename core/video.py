@@ -617,6 +617,16 @@ def _decode_in_order(
     raise _truncated(path, end, times_s[wanted[-1]], "no more frames could be decoded")
 
 
+def _ticks_to_s(ticks: list[int], origin: int, time_base: Fraction) -> np.ndarray:
+    """float((tick - origin) * time_base) for every tick, in s: one vectorised division where the
+    products are exact in float64 (below 2**53), which rounds as float(Fraction) does; Fractions elsewhere."""
+    numerator, denominator = time_base.numerator, time_base.denominator
+    if ticks and max(abs(max(ticks) - origin), abs(min(ticks) - origin)) * numerator < 2**53 and denominator < 2**53:
+        products = (np.array(ticks, dtype=np.int64) - origin) * numerator
+        return products.astype(np.float64) / float(denominator)
+    return np.array([float((tick - origin) * time_base) for tick in ticks], dtype=np.float64)
+
+
 def _place_frames(
     path: Path, info: VideoInfo, counted: bool, index: _FrameIndex, stream: av.video.stream.VideoStream
 ) -> tuple[_FrameIndex, np.ndarray]:
@@ -640,7 +650,7 @@ def _place_frames(
         raise VideoReadError(f"{path}: {detail}" + (f" ({index.read_error})" if index.read_error else ""))
     if index.pts is not None:
         origin = stream.start_time if stream.start_time is not None else index.pts[0]
-        present_s = np.array([float((pts - origin) * stream.time_base) for pts in index.pts])
+        present_s = _ticks_to_s(index.pts, origin, stream.time_base)
     else:
         present_s = np.arange(index.n_frames) / info.fps
     missing = shown_in_header - index.n_frames if truncated else 0
@@ -777,18 +787,28 @@ def _natural_key(name: str) -> list[Any]:
 
 @dataclass
 class _FramesFolder:
-    files: list[Path]  # the frames, in frame order
+    root: Path
+    names: list[str]  # the frames' file names, in frame order
     times_s: np.ndarray  # each frame's presentation time, s
     info: VideoInfo
 
+    def file(self, position: int) -> Path:
+        return self.root / self.names[position]
 
-def _numbers(path: Path) -> list[tuple[int, float]]:
-    """(line number, value) of every non-blank, non-comment line of a numbers file."""
+
+def _numbers(path: Path) -> tuple[np.ndarray, list[int]]:
+    """The values of every non-blank, non-comment line of a numbers file, and their line numbers."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise VideoReadError(f"{path}: cannot read ({err})") from err
-    values = []
+    try:  # a plain number on every line, as written for a clip's frames: parsed in one pass
+        plain = np.array(list(map(float, lines)), dtype=np.float64)
+        if np.isfinite(plain).all() and (plain >= 0).all():
+            return plain, list(range(1, len(lines) + 1))
+    except ValueError:
+        pass  # comments, blank lines or a bad value: line by line, naming the bad line
+    values, line_numbers = [], []
     for lineno, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
@@ -799,31 +819,32 @@ def _numbers(path: Path) -> list[tuple[int, float]]:
             raise VideoReadError(f"{path}: line {lineno}: {text!r} is not a number of seconds") from None
         if not math.isfinite(value) or value < 0:
             raise VideoReadError(f"{path}: line {lineno}: {text!r} is not a time >= 0 s")
-        values.append((lineno, value))
-    return values
+        values.append(value)
+        line_numbers.append(lineno)
+    return np.array(values, dtype=np.float64), line_numbers
 
 
 def _read_frames_folder(path: Path) -> _FramesFolder:
     with os.scandir(path) as entries:  # the directory entries' types: no stat per file
         names = [e.name for e in entries if os.path.splitext(e.name)[1].lower() in FRAME_FILE_SUFFIXES and e.is_file()]
-    files = [path / name for name in sorted(names, key=_natural_key)]
-    if not files:
+    if not names:
         raise VideoReadError(f"{path}: a frames folder without JPEG or PNG frames")
-    n = len(files)
+    names.sort(key=_natural_key)
+    n = len(names)
     fps = None
     if (path / FPS_FILE).is_file():
-        given = _numbers(path / FPS_FILE)
-        if len(given) != 1 or given[0][1] <= 0:
+        given, _ = _numbers(path / FPS_FILE)
+        if len(given) != 1 or given[0] <= 0:
             raise VideoReadError(f"{path / FPS_FILE}: expected one frame rate > 0 (frames per second)")
-        fps = given[0][1]
+        fps = float(given[0])
     if (path / TIMESTAMPS_FILE).is_file():
-        rows = _numbers(path / TIMESTAMPS_FILE)
-        if len(rows) != n:
-            raise VideoReadError(f"{path / TIMESTAMPS_FILE}: {len(rows)} times for {n} frames")
-        for (_, before), (lineno, after) in zip(rows, rows[1:]):
-            if after <= before:
-                raise VideoReadError(f"{path / TIMESTAMPS_FILE}: line {lineno}: {after} s does not follow {before} s")
-        times_s = np.array([value for _, value in rows])
+        times_s, line_numbers = _numbers(path / TIMESTAMPS_FILE)
+        if len(times_s) != n:
+            raise VideoReadError(f"{path / TIMESTAMPS_FILE}: {len(times_s)} times for {n} frames")
+        if n > 1 and not (np.diff(times_s) > 0).all():
+            k = int(np.flatnonzero(np.diff(times_s) <= 0)[0]) + 1  # the first time not after the one before it
+            raise VideoReadError(f"{path / TIMESTAMPS_FILE}: line {line_numbers[k]}: {float(times_s[k])} s does not "
+                                 f"follow {float(times_s[k - 1])} s")
         if fps is None:
             if n == 1:
                 raise VideoReadError(f"{path}: one frame and no {FPS_FILE}: how long it lasts is unknown")
@@ -840,13 +861,14 @@ def _read_frames_folder(path: Path) -> _FramesFolder:
         )
     from PIL import Image, UnidentifiedImageError
 
+    first_file = path / names[0]
     try:
-        with Image.open(files[0]) as first:  # the header only: its size
+        with Image.open(first_file) as first:  # the header only: its size
             width, height = first.size
     except (UnidentifiedImageError, OSError) as err:
-        raise VideoReadError(f"{files[0]}: not a readable image ({err})") from err
+        raise VideoReadError(f"{first_file}: not a readable image ({err})") from err
     info = VideoInfo(duration_s=duration_s, fps=fps, n_frames=n, width=width, height=height)
-    return _FramesFolder(files=files, times_s=times_s, info=info)
+    return _FramesFolder(root=path, names=names, times_s=times_s, info=info)
 
 
 def _resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -915,7 +937,7 @@ def _sample_folder(path: Path, spec: SamplingSpec) -> SampledFrames:
     frames = np.empty((len(wanted), height, width, 3), np.uint8)  # each worker writes its frame in place
 
     def load(k: int) -> None:
-        frames[k] = _load_frame(folder.files[wanted[k]], folder.info, width, height)
+        frames[k] = _load_frame(folder.file(wanted[k]), folder.info, width, height)
 
     # Images cost the same each: threads beyond the cores only add overhead (unlike a video's keyframe
     # runs, where more decoders than cores keep both cores busy to the end)

@@ -3,6 +3,7 @@ broken files, the on-disk frame cache and the prompt's time sentence."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -487,10 +488,14 @@ def test_frames_folder_times_come_from_its_file(tmp_path):
         (lambda d: (d / "timestamps.txt").write_text("0\n0.1\n"), "2 times for 3 frames"),
         (lambda d: (d / "timestamps.txt").write_text("0\n0.2\n0.1\n"), "line 3: 0.1 s does not follow 0.2 s"),
         (lambda d: (d / "timestamps.txt").write_text("0\nsoon\n0.2\n"), "line 2: 'soon' is not a number"),
+        # comments and blank lines: the line named is the file's own line
+        (lambda d: (d / "timestamps.txt").write_text("# s\n0\n\n0.2\n0.1 # late\n"), "line 5: 0.1 s does not follow 0.2 s"),
+        (lambda d: (d / "timestamps.txt").write_text("0\n-1\n0.2\n"), "line 2: '-1' is not a time >= 0 s"),
+        (lambda d: (d / "timestamps.txt").write_text("0\nnan\n0.2\n"), "line 2: 'nan' is not a time >= 0 s"),
         (lambda d: (d / "fps.txt").write_text("0\n"), "one frame rate > 0"),
         (lambda d: [p.unlink() for p in d.glob("*.png")], "without JPEG or PNG frames"),
     ],
-    ids=["no-times", "count", "order", "not-a-number", "zero-fps", "no-frames"],
+    ids=["no-times", "count", "order", "not-a-number", "order-commented", "negative", "nan", "zero-fps", "no-frames"],
 )
 def test_bad_frames_folders_are_refused(tmp_path, setup, message):
     from PIL import Image
@@ -565,3 +570,28 @@ def test_a_short_frames_folder_repeats_frames(tmp_path):
     sampled = sample_frames(folder, SamplingSpec(n_frames=5))
     assert [frame_number(f) for f in sampled.frames] == [0, 0, 1, 1, 2]
     assert sampled.timestamps_s == pytest.approx([0, 0, 1 / 3, 1 / 3, 2 / 3])
+
+
+def test_timestamps_with_comments_and_blank_lines_read_as_plain_ones(tmp_path):
+    from PIL import Image
+
+    times = {}
+    for name, text in (("plain", "0\n0.25\n0.5\n"), ("commented", "# seconds\n0\n\n 0.25  # second frame\n0.5")):
+        folder = tmp_path / name
+        folder.mkdir()
+        for index in range(3):
+            Image.fromarray(numbered_frame(index)).save(folder / f"f{index}.png")
+        (folder / "timestamps.txt").write_text(text)
+        times[name] = video.frame_times(folder)[1]
+    assert times["plain"] == times["commented"] == [0.0, 0.25, 0.5]
+
+
+@pytest.mark.parametrize("time_base", [Fraction(1, 15360), Fraction(1, 90000), Fraction(1001, 30000), Fraction(3, 7)])
+def test_frame_times_from_pts_equal_exact_fraction_arithmetic(time_base):
+    rng = np.random.default_rng(0)
+    ticks = rng.integers(-10**9, 10**10, 5000).tolist() + list(range(0, 9000 * 512, 512))
+    for origin in (0, 1234, -512):
+        exact = [float((tick - origin) * time_base) for tick in ticks]
+        assert video._ticks_to_s(ticks, origin, time_base).tolist() == exact
+    huge = [2**62, 2**62 + 1001]  # products past 2**53: Fractions, still exact
+    assert video._ticks_to_s(huge, 0, time_base).tolist() == [float(t * time_base) for t in huge]

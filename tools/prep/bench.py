@@ -201,11 +201,13 @@ def _cpu_s() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:
+def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
+                loads: list[float] | None = None) -> dict[str, dict[str, float]]:
     """Every contender once per round, the order rotated each round: a machine that slows down or speeds
     up during the run moves every contender alike, so the ratios stay fair. A contender returns None or
     frames (timed as a whole) or a dict of named times in s (timed inside, e.g. the cache's reads).
-    Medians of the wall time and of the CPU time (every thread, and child processes)."""
+    Medians of the wall time and of the CPU time (every thread, and child processes). `loads` gets the
+    machine's 1-minute load average after every round."""
     names = list(contenders)
     runs: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -223,6 +225,8 @@ def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: 
             else:
                 runs.setdefault(name, []).append(elapsed)
                 cpu.setdefault(name, []).append(cpu_used)
+        if loads is not None and hasattr(os, "getloadavg"):
+            loads.append(os.getloadavg()[0])
     stats = {}
     for name, times in runs.items():
         stats[name] = {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000, "runs": len(times)}
@@ -348,7 +352,8 @@ def run_case(case: Case, repeats: int, calibration: int, ffmpeg: str | None) -> 
         "spec": case.spec.key(), "n_sampled": len(case.positions),
     }
     # calibration: every setting of every decoder, to find each one's best
-    calibrated = interleaved({r.name: r.read for r in case.readers}, calibration) if calibration else {}
+    loads: list[float] = []  # the 1-minute load average after every round: how busy the machine was
+    calibrated = interleaved({r.name: r.read for r in case.readers}, calibration, loads=loads) if calibration else {}
     best: dict[str, str] = {}
     for reader in case.readers:
         current = best.get(reader.decoder)
@@ -361,7 +366,8 @@ def run_case(case: Case, repeats: int, calibration: int, ffmpeg: str | None) -> 
         if ffmpeg:
             contenders["(b) ffmpeg CLI, whole clip to null"] = lambda: ffmpeg_null(case.path, ffmpeg)
         contenders["cache"] = lambda: cache_reads(case.path, case.spec)
-    timings = interleaved(contenders, repeats)
+    timings = interleaved(contenders, repeats, loads=loads)
+    result["load_avg_1min"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)} if loads else None
     result["calibration"] = calibrated
     result["readers"] = [{"name": r.name, "decoder": r.decoder, "default": r.default, "best": best[r.decoder] == r.name,
                           "peer": r.peer} for r in chosen]
@@ -425,6 +431,10 @@ def _case_markdown(name: str, result: dict[str, Any]) -> list[str]:
         diff = f"{diffs[key]:.2f}" if key in diffs else ""
         cpu = f"{t['cpu_median_ms']:.1f}" if "cpu_median_ms" in t else ""
         lines.append(f"| {key} | {roles.get(key, '')} | {t['median_ms']:.1f} | {cpu} | {t['min_ms']:.1f} | {diff} |")
+    load = result.get("load_avg_1min")
+    if load:
+        lines += ["", f"Load average (1 min) over the case's rounds: {load['min']:.1f}-{load['max']:.1f}, median "
+                  f"{load['median']:.1f}, on {os.cpu_count()} CPUs."]
     lines += ["", "| ratio | value | target | met |", "|---|---|---|---|"]
     for key, ratio in result["ratios"].items():
         label = f"{key} ({ratio['best_peer']})" if "best_peer" in ratio else key
