@@ -125,7 +125,7 @@ def test_cli_streams_and_resumes(tiny, tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, env=ENV)
     assert again.returncode == 0 and per_video[0].stat().st_mtime_ns == stamp  # done videos are skipped
     run = json.loads((out / "run.json").read_text())
-    assert run["summary"]["n_streamed_this_run"] == 0 and run["config"]["cache"] == "static"
+    assert run["summary"]["n_streamed_this_run"] == 0 and run["config"]["kv_cache"] == "static"
     no_heads = subprocess.run([*args[:4], str(root / "raw"), *args[5:]], capture_output=True, text=True, env=ENV)
     assert no_heads.returncode == 2
 
