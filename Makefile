@@ -162,10 +162,10 @@ $(BENCH_REF)/config.json: $(BENCH_SPLIT)/test.jsonl
 bench-infer: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/vt-infer profile --model $(BENCH_TINY) --examples $(BENCH_SPLIT)/test.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer --n-samples 100 --warmup 3 \
-	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8 --max-new-tokens 16
+	  --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frame-counts 4,8 --max-new-tokens 16
 	$(BIN)/vt-infer profile --model $(BENCH_REF) --examples $(BENCH_SPLIT)/test.jsonl \
 	  --data-root $(BENCH_DIR)/data/raw --out $(BENCH_DIR)/infer-256m --n-samples 8 --warmup 1 \
-	  --batch-sizes 1,8 --resolutions 128 --frames 2 --max-new-tokens 64
+	  --batch-sizes 1,8 --resolutions 128 --frame-counts 2 --max-new-tokens 64
 
 bench-quantize: $(BENCH_TINY)/config.json $(BENCH_REF)/config.json
 	$(BIN)/python -m videotune.quantize.bench --examples $(BENCH_SPLIT)/test.jsonl --corpus $(BENCH_SPLIT)/train.jsonl \
@@ -228,7 +228,8 @@ bench-stream: setup
 ##   make experiments-smoke                                every target at SIZE=smoke on the tiny model (CI)
 ## experiments/<rq>.yaml declares each one; experiments/expand.py renders experiments/runs/**/dvc.yaml, which
 ## `dvc repro` runs (a second run is a no-op). MODEL: registry name, hub id, local dir or tiny-<family>;
-## DATA: a folder with samples.parquet (default: synthetic gym clips); SIZE: smoke|full.
+## DATA: a folder with samples.parquet (default: synthetic gym clips), or with annotated_errors.json (rq2_1_1,
+## trained on TRAIN_DATA: a folder with samples.parquet, default synthetic gym clips); SIZE: smoke|full.
 .PHONY: rq_all experiments-smoke
 # The experiments are the specs in experiments/ that have runs (`runs:` or `axes:`); the same list as
 # `python experiments/expand.py list`, found with grep so that make knows its targets before setup.
@@ -238,12 +239,14 @@ MODEL  ?= tiny-smolvlm2
 MODELS ?= $(MODEL)
 RQS_ALL ?= $(RQS)
 DATA   ?=
+TRAIN_DATA ?=
 FRAMES ?=
 SIZE   ?= full
 OUT    ?= results
 JOBS   ?= 1
 EXPAND  = $(BIN)/python experiments/expand.py
-EXPAND_ARGS = --data '$(DATA)' $(if $(FRAMES),--frames $(FRAMES)) --size $(SIZE) --out-root $(OUT)
+EXPAND_ARGS = --data '$(DATA)' $(if $(TRAIN_DATA),--train-data '$(TRAIN_DATA)') $(if $(FRAMES),--frames $(FRAMES)) \
+  --size $(SIZE) --out-root $(OUT)
 
 # rq_all JOBS=2 (experiments/grid.py) runs two of these at once: UPSTREAM=1 first reproduces only what
 # every model shares (the data, the experiment's shared stages), then OWN=1 only the model's own stages

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import shlex
 import sys
 import types
 import typing
@@ -88,9 +89,12 @@ def add_command(
     name: str,
     config_cls: type[C],
     run: Callable[[C], Any],
-    example: str,
+    example: str | list[str],
 ) -> None:
-    """Register `run(config)` as `name`, with one flag per field of `config_cls`."""
+    """Register `run(config)` as `name`, with one flag per field of `config_cls`.
+
+    `example` is one command line, or several run in order; --help prints them as pasteable shell lines.
+    """
     params = []
     for field_name, field in config_cls.model_fields.items():
         annotation, extra = _cli_annotation(field.annotation)
@@ -156,7 +160,32 @@ def add_command(
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__name__ = name.replace("-", "_")
     doc = inspect.getdoc(config_cls) or ""
-    app.command(name, help=doc, epilog=f"Example:\n\n    {example}")(command)
+    app.command(name, help=doc, epilog=format_example(example))(command)
+
+
+EXAMPLE_WIDTH = 96  # characters per printed line, before the help's own indentation
+
+
+def format_example(example: str | list[str]) -> str:
+    """The --help epilog: each command broken into `\\`-continued shell lines, left unwrapped by click.
+
+    Continuation lines are indented further than the option list, so no flag of an example reads as
+    one of the command's own options, and a line copied from the terminal pastes as one command.
+    """
+    lines: list[str] = []
+    for command in [example] if isinstance(example, str) else example:
+        tokens = shlex.split(command)
+        line = shlex.quote(tokens[0])
+        for token in tokens[1:]:
+            quoted = shlex.quote(token)
+            # a flag starts a new line when the current one is full; a value stays beside its flag
+            if len(line) + 1 + len(quoted) > EXAMPLE_WIDTH and token.startswith("-"):
+                lines.append(line + " \\")
+                line = "    " + quoted
+            else:
+                line += " " + quoted
+        lines.append(line)
+    return "Example:\n\n\b\n" + "\n".join(lines)
 
 
 def _remove_if_empty(folder: Path) -> None:

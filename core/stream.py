@@ -115,7 +115,7 @@ class HeadsConfig:
     dst_threshold: float = 0.5
     format_version: int = FORMAT_VERSION
     fps: float = 2.0
-    max_frames: int = 64  # frames per training window (vt-infer's cache budget is its own --max-cache-tokens)
+    max_frames: int = 64  # frames per training window (vt-infer's cache budget is its own --max-kv-cache-tokens)
 
 
 def make_heads(hidden_size: int):

@@ -11,7 +11,8 @@ stages shell out to the vt-* commands (results are gathered by `vt-analyze colle
     python experiments/expand.py list [--pipelines]     the experiments of the grid (or the plain pipelines)
 
 Rendered (each file rewritten only when its content changes, so a rerun is a no-op for DVC):
-    experiments/runs/_data/<data>/dvc.yaml              synth (or the user's DATA) -> build -> split
+    experiments/runs/_data/<data>/dvc.yaml              synth (or the user's DATA; an annotated test set is
+                                                        imported first) -> build -> split
     experiments/runs/_base/<data>/<model>/dvc.yaml      tiny model -> base fine-tune
     experiments/runs/<rq>/_shared/<data>/{dvc.yaml,vars.yaml}   the spec's shared_stages (per data)
     experiments/runs/<rq>/<model>/{dvc.yaml,vars.yaml,collect.yaml}  the spec's stages (foreach over its runs),
@@ -99,22 +100,48 @@ def rel(path: Path | str) -> str:
 # --------------------------------------------------------------------------- contexts
 
 
-def data_context(base: dict, data: str | None, size: str, frames: int | None) -> dict[str, Any]:
-    """Paths and settings of the (shared) data pipeline."""
+ANNOTATIONS = "annotated_errors.json"  # seed 000's hand-annotated test set (vt-prep import annotated-errors)
+
+
+def data_context(base: dict, data: str | None, size: str, frames: int | None, variable: str = "DATA") -> dict[str, Any]:
+    """Paths and settings of the (shared) data pipeline: synthetic clips, a folder with samples.parquet, or an
+    annotated test set (a folder with annotated_errors.json and its clips, imported by the pipeline itself)."""
     frames = int(frames or by_size(base["data"]["frames"], size))
+    annotated = False
     if data:
         src = Path(data)
-        if not (ROOT / src / "samples.parquet").is_file() and not (src.is_absolute() and (src / "samples.parquet").is_file()):
-            raise SpecError(f"DATA={data}: no samples.parquet there (import the dataset with vt-prep import first)")
+        where = src if src.is_absolute() else ROOT / src
+        annotated = not (where / "samples.parquet").is_file() and (where / ANNOTATIONS).is_file()
+        if not (where / "samples.parquet").is_file() and not annotated:
+            raise SpecError(f"{variable}={data}: no samples.parquet there (import the dataset with vt-prep import first) "
+                            f"nor an {ANNOTATIONS} (an annotated test set)")
         name = f"{slug(src.name)}-{size}-f{frames}"
-        raw, samples = rel(src), rel(src / "samples.parquet")
+        raw = rel(src)
+        samples = f"data/exp/{name}/imported/samples.parquet" if annotated else rel(src / "samples.parquet")
     else:
         name = f"gym-{size}-f{frames}"
         raw = f"data/exp/{name}/raw"
         samples = f"{raw}/samples.parquet"
     root = f"data/exp/{name}"
-    return {"name": name, "synthetic": not data, "raw": raw, "samples": samples, "built": f"{root}/built",
-            "split": f"{root}/split/examples", "root": root, "frames": frames}
+    return {"name": name, "synthetic": not data, "annotated": annotated, "raw": raw, "samples": samples,
+            "built": f"{root}/built", "split": f"{root}/split/examples", "root": root, "frames": frames}
+
+
+def data_contexts(base: dict, data: str | None, train_data: str | None, size: str,
+                  frames: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the data the experiment scores, the data the base model trains on). An annotated test set has no
+    training split: the base model trains on TRAIN_DATA (default: the synthetic clips)."""
+    scored = data_context(base, data, size, frames)
+    if not scored["annotated"]:
+        if train_data:
+            raise SpecError(f"TRAIN_DATA={train_data}: only an annotated test set (DATA with {ANNOTATIONS}) "
+                            f"trains on other data; DATA={data} has its own training split")
+        return scored, scored
+    trained = data_context(base, train_data, size, frames, "TRAIN_DATA")
+    if trained["annotated"]:
+        raise SpecError(f"TRAIN_DATA={train_data}: an annotated test set has no training split; give a folder with "
+                        "samples.parquet, or leave TRAIN_DATA unset for the synthetic clips")
+    return scored, trained
 
 
 def model_context(model: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +169,12 @@ def render_data(base: dict, data: dict[str, Any], size: str) -> Path:
             "cmd": f"vt-prep synth gym --out {data['raw']} --n-clips {s['n_clips']} --n-subjects {s['n_subjects']} "
                    f"--size-px {s['size_px']} --fps {s['fps']} --seed {seed}",
             "outs": [data["raw"]]}
+    if data["annotated"]:
+        # every record is test data; --task aqa: error metrics need the taxonomy's names (others go to rejects.jsonl)
+        stages["import"] = {
+            "cmd": f"vt-prep import annotated-errors --data-root {data['raw']} --out {data['root']}/imported "
+                   f"--task aqa --split test",
+            "deps": [data["raw"]], "outs": [f"{data['root']}/imported"]}
     b = base["data"]["build"]
     stages["build"] = {
         "cmd": f"vt-prep build --samples {data['samples']} --data-root {data['raw']} --out {data['built']} "
@@ -170,7 +203,7 @@ def render_base(base: dict, data: dict[str, Any], model: dict[str, Any], size: s
     cfg = by_size(base["train"], size)
     deps = [f"{split}/train.jsonl", f"{split}/val.jsonl", data["raw"]] + ([model["init"]] if model["tiny"] else [])
     stages["base_train"] = {
-        "cmd": f"{train_cmd} sft --model {model['init']} --train {split}/train.jsonl --val {split}/val.jsonl "
+        "cmd": f"{train_cmd} sft --model {model['init']} --train-examples {split}/train.jsonl --val-examples {split}/val.jsonl "
                f"--data-root {data['raw']} --out {model['base']} {train_flags(cfg)} --seed {seed}",
         "deps": deps, "outs": [model["base"]]}
     return _write_pipeline(RUNS / "_base" / data["name"] / slug(model["name"]), stages,
@@ -259,17 +292,22 @@ def _subst(value: Any, ctx: dict[str, Any]) -> Any:
 
 
 def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | None = None, size: str = "full",
-           train_cmd: str = "vt-train", out_root: str = "results") -> Path:
+           train_cmd: str = "vt-train", out_root: str = "results", train_data: str | None = None) -> Path:
     """Render every pipeline the experiment needs; returns the experiment's dvc.yaml."""
     if size not in SIZES:
         raise SpecError(f"SIZE={size}: use one of {', '.join(SIZES)}")
     spec_path = EXP / f"{rq}.yaml"
     spec = load_yaml(spec_path)
     base = load_yaml(EXP / "base.yaml")
-    data = data_context(base, data_dir, size, frames)
-    model = model_context(model_name, data)
+    data, trained_on = data_contexts(base, data_dir, train_data, size, frames)
+    if data["annotated"] and "/train.jsonl" in yaml.safe_dump(spec.get("stages") or {}):
+        raise SpecError(f"DATA={data_dir} is an annotated test set (no training split): {rq} trains on the data "
+                        "itself; use it with the inference-only experiments (rq2_1_1, ...)")
+    model = model_context(model_name, trained_on)
+    if trained_on is not data:
+        render_data(base, trained_on, size)
     render_data(base, data, size)
-    render_base(base, data, model, size, train_cmd)
+    render_base(base, trained_on, model, size, train_cmd)
     out = f"{out_root}/{rq}/{slug(model_name)}"
     work = f"{out_root}/{rq}/_work/{slug(model_name)}"
     shared = f"data/exp/{data['name']}/{rq}"
@@ -307,27 +345,30 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
     return _write_pipeline(folder, stages, f"{rq} on {model_name} ({data['name']})", variables)
 
 
-def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, size: str = "full") -> list[Path]:
+def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, size: str = "full",
+             train_data: str | None = None) -> list[Path]:
     """The pipelines of `rq` that every model shares (the data, the spec's shared_stages), as `render` wrote
     them: the grid runs these once before models run side by side, so two never race for one output."""
-    data = data_context(load_yaml(EXP / "base.yaml"), data_dir, size, frames)
+    data, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames)
     paths = [RUNS / "_data" / data["name"] / "dvc.yaml"]
+    if trained_on is not data:
+        paths.append(RUNS / "_data" / trained_on["name"] / "dvc.yaml")
     if load_yaml(EXP / f"{rq}.yaml").get("shared_stages"):
         paths.append(RUNS / rq / "_shared" / data["name"] / "dvc.yaml")
     return paths
 
 
 def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | None = None,
-        size: str = "full") -> list[str]:
+        size: str = "full", train_data: str | None = None) -> list[str]:
     """The stages of `rq` on one model, as `render` wrote them, for `dvc repro --single-item` (in order):
     the base pipeline's stages the experiment reads (the tiny model, the base fine-tune), then the
     experiment's own. Beside another model's grid DVC must not revisit the shared upstream stages: it
     takes a write lock on a stage's outputs even to find it unchanged, and the other model is reading them."""
-    data = data_context(load_yaml(EXP / "base.yaml"), data_dir, size, frames)
-    model = model_context(model_name, data)
+    _, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames)
+    model = model_context(model_name, trained_on)
     pipeline = RUNS / rq / slug(model_name) / "dvc.yaml"
     text = pipeline.read_text(encoding="utf-8")
-    base = RUNS / "_base" / data["name"] / slug(model_name) / "dvc.yaml"
+    base = RUNS / "_base" / trained_on["name"] / slug(model_name) / "dvc.yaml"
     needs_base = "paths.trained" in text or "paths.base" in text or model["base"] in text
     needs_init = model["tiny"] and (needs_base or "paths.init" in text or model["init"] in text)
     return ([f"{rel(base)}:tiny_model"] if needs_init else []) + ([f"{rel(base)}:base_train"] if needs_base
@@ -363,7 +404,7 @@ def summary_stage(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any], 
     plan = f"{pipeline}/{PLAN_NAME}"
     cmds = [f"vt-analyze collect --plan {plan} --out {out}"]
     for plot in spec.get("plots", []):
-        data = " ".join(f"--data {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
+        data = " ".join(f"--tables {_subst(d, ctx)}" for d in plot.get("data", [f"{out}/grid.csv"]))
         title = f" --title '{plot['title']}'" if plot.get("title") else ""
         cmds.append(f"vt-analyze plot --kind {plot['kind']} {data} --out {out}/plots/{plot['stem']} "
                     f"--stem {plot['stem']}{title}")
@@ -460,7 +501,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--rqs", required=True, help="comma-separated experiments")
             p.add_argument("--models", required=True, help="comma- or space-separated models")
         if name == "render":
-            p.add_argument("--data", default="", help="a folder with samples.parquet (default: synthetic gym clips)")
+            p.add_argument("--data", default="", help="a folder with samples.parquet, or an annotated test set "
+                           "(annotated_errors.json and its clips) (default: synthetic gym clips)")
+            p.add_argument("--train-data", default="", help="an annotated test set's training data: a folder with "
+                           "samples.parquet (default: synthetic gym clips)")
             p.add_argument("--frames", type=int, default=None)
             p.add_argument("--size", default="full", choices=SIZES)
             p.add_argument("--train-cmd", default="vt-train", help="vt-train, or its launcher prefix")
@@ -481,12 +525,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "render":
+            train_data = args.train_data or None
             path = render(args.rq, args.model, args.data or None, args.frames, args.size, args.train_cmd,
-                          args.out_root)
+                          args.out_root, train_data)
             if args.upstream:
-                targets = [rel(p) for p in upstream(args.rq, args.data or None, args.frames, args.size)]
+                targets = [rel(p) for p in upstream(args.rq, args.data or None, args.frames, args.size, train_data)]
             elif args.own:
-                targets = own(args.rq, args.model, args.data or None, args.frames, args.size)
+                targets = own(args.rq, args.model, args.data or None, args.frames, args.size, train_data)
             else:
                 targets = [rel(path)]
             print(" ".join(targets))

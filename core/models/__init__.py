@@ -26,7 +26,15 @@ from videotune.core.models.checkpoint import (
     write_checkpoint_meta,
 )
 from videotune.core.models.encoding import encode_batch, encode_image_batch
-from videotune.core.models.family import FAMILIES, LM_PROJECTIONS, Family, ModelRef, register, resolve
+from videotune.core.models.family import (
+    FAMILIES,
+    LM_PROJECTIONS,
+    VIDEO_MAX_PIXELS_DOC,
+    Family,
+    ModelRef,
+    register,
+    resolve,
+)
 from videotune.core.models.generation import Generation, generate, prepare_inputs, stop_token_ids
 from videotune.core.models.loading import count_parameters, load
 from videotune.core.models.quantized import (
@@ -51,5 +59,6 @@ __all__ = [
     "build_reference", "build_tiny", "configure_gptqmodel", "count_parameters", "dir_bytes", "dynamic_int8_state_dict",
     "encode_batch", "encode_image_batch", "generate", "load", "prepare_inputs", "quantization_summary",
     "quantize_dynamic_int8", "read_checkpoint_meta", "read_quantization", "reference_archs", "register", "resolve",
-    "stop_token_ids", "tiny_families", "train_tokenizer", "weights_bytes", "write_checkpoint_meta",
+    "stop_token_ids", "tiny_families", "train_tokenizer", "VIDEO_MAX_PIXELS_DOC", "weights_bytes",
+    "write_checkpoint_meta",
 ]

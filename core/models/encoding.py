@@ -28,8 +28,13 @@ def encode_batch(
     targets: Sequence[str] | None = None,
     padding_side: str = "right",
     images: Sequence[np.ndarray] | None = None,
+    video_max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """Tokenize prompts (+ targets) with their frames into model inputs.
+
+    With `video_max_pixels` (a per-clip pixel budget, families with `video_pixel_budget`) each clip's
+    frames are resized to fit it here and the processor takes them unresized, so training, evaluation
+    and inference feed the same pixels.
 
     With `targets`, `labels` hold the target tokens (and the end-of-turn token) and -100
     everywhere else: prompt and media tokens never enter the loss. With `images` (one uint8
@@ -42,8 +47,11 @@ def encode_batch(
                 "encode_batch: a batch mixes images and videos; batch image examples and video examples separately"
             )
         return encode_image_batch(processor, family, user_texts, images, targets=targets, padding_side=padding_side)
-    return _tokenize(processor, family, user_texts, "video", family.video_inputs(videos, timestamps, durations),
-                     targets, padding_side)
+    inputs = family.video_inputs(videos, timestamps, durations)
+    if video_max_pixels is not None:
+        inputs["videos"] = family.budget_videos(processor, inputs["videos"], video_max_pixels)
+        inputs["do_resize"] = False  # sides already multiples of patch x merge, pixels within the budget
+    return _tokenize(processor, family, user_texts, "video", inputs, targets, padding_side)
 
 
 def encode_image_batch(

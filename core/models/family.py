@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,6 +24,15 @@ from videotune.core.io import InputError
 # and MLP projections. LoRA stays inside `decoder_layers`, so the vision towers' same-named modules
 # (Qwen2.5-VL's vision MLP, SigLIP's q/k/v) are never adapted.
 LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+# The --video-max-pixels help of every command that takes the budget (vt-train sft, vt-infer generate/profile).
+VIDEO_MAX_PIXELS_DOC = (
+    "per-clip pixel budget (Qwen families), qwen-vl-utils' total_pixels / VIDEO_MAX_PIXELS: each temporal patch "
+    "of 2 frames gets an even share, so a frame has at most BUDGET / ceil(frames / 2) px (within the processor's "
+    "per-frame floor x 1.05 and ceiling) and the clip at most BUDGET / (patch x merge)^2 video tokens; frames keep "
+    "their aspect ratio, sides multiples of patch x merge (tools/train/README.md tabulates tokens per frame) "
+    "[default: no budget, every frame at the frame size]"
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,31 @@ class Family(ABC):
 
         Where a temporal patch merges 2 frames (Qwen), a frame's share is half its patch's tokens, rounded up.
         """
+
+    # ------------------------------------------------------------------ per-clip pixel budget
+
+    # whether `budget_videos` fits a clip's frames to a per-clip pixel budget (the Qwen families)
+    video_pixel_budget: ClassVar[bool] = False
+
+    def check_video_max_pixels(self, max_pixels: int | None) -> None:
+        """Refuse a per-clip pixel budget for a family without one (bad input, before any model loads)."""
+        if max_pixels is not None and not self.video_pixel_budget:
+            budgeted = ", ".join(f.name for f in FAMILIES.values() if f.video_pixel_budget)
+            raise InputError(f"--video-max-pixels {max_pixels}: the {self.name} family has no per-clip pixel budget "
+                             f"(its processor sizes frames on its own); the budget is for {budgeted}")
+
+    def budget_videos(self, processor: Any, videos: Sequence[np.ndarray], max_pixels: int) -> list[np.ndarray]:
+        """Each clip's frames resized so that the clip fits `max_pixels` (a per-clip budget); the processor
+        then takes them as they are."""
+        self.check_video_max_pixels(max_pixels)
+        raise NotImplementedError(f"{type(self).__name__} declares a pixel budget but does not implement it")
+
+    def budget_frame(self, processor: Any, height: int, width: int, n_frames: int,
+                     max_pixels: int) -> tuple[int, int, int]:
+        """(height px, width px, tokens per frame) that `height` x `width` px frames of an `n_frames` clip get
+        under the budget."""
+        self.check_video_max_pixels(max_pixels)
+        raise NotImplementedError(f"{type(self).__name__} declares a pixel budget but does not implement it")
 
     # ------------------------------------------------------------------ frames into the processor
 

@@ -49,7 +49,7 @@ def test_metrics_then_report(tmp_path):
     hist = tmp_path / "history.json"
     hist.write_text(json.dumps(history()))
     report_dir = tmp_path / "report"
-    result = runner.invoke(app, ["report", "--metrics", str(out / "metrics.json"), "--history", str(hist),
+    result = runner.invoke(app, ["report", "--metrics", str(out / "metrics.json"), "--loss-history", str(hist),
                                  "--out", str(report_dir), "--title", "Example run"])
     assert result.exit_code == 0, result.output
     text = (report_dir / "REPORT.md").read_text()
@@ -63,7 +63,7 @@ def test_metrics_then_report(tmp_path):
     assert "| `exercise_accuracy` |" in text and "`baseline_majority`" in text
     assert not list(report_dir.glob(".*.tmp"))  # no temp files left behind
     run = json.loads((report_dir / "run.json").read_text())
-    assert set(run["inputs"]) == {"metrics", "history"}
+    assert set(run["inputs"]) == {"metrics", "loss_history"}
 
 
 def test_report_without_history(tmp_path):
@@ -105,7 +105,7 @@ def test_bad_metrics_or_history_exit_2(tmp_path):
     hist = tmp_path / "history.json"
     hist.write_text('{"train": 3}')
     result = runner.invoke(app, ["report", "--metrics", str(tmp_path / "m" / "metrics.json"),
-                                 "--history", str(hist), "--out", str(tmp_path / "r")])
+                                 "--loss-history", str(hist), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and str(hist) in flat(result.output)
 
 

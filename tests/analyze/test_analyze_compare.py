@@ -104,7 +104,7 @@ def test_compare_cli_writes_csv_markdown_latex(tmp_path):
                                      "--n-bootstrap", "0"])
         assert result.exit_code == 0, result.output
     scores = ",".join(str(tmp_path / n / "per_example.jsonl") for n in ("m1", "m2"))
-    result = runner.invoke(app, ["compare", "--scores", scores, "--labels", "first,second", "--out", str(tmp_path / "c"),
+    result = runner.invoke(app, ["compare", "--per-example", scores, "--labels", "first,second", "--out", str(tmp_path / "c"),
                                  "--n-bootstrap", "100"])
     assert result.exit_code == 0, result.output
     for ext in ("csv", "md", "tex"):
@@ -114,7 +114,7 @@ def test_compare_cli_writes_csv_markdown_latex(tmp_path):
     assert "| exercise_correct | higher | first | second |" in (tmp_path / "c" / "comparison.md").read_text()
 
     other = write_rows(tmp_path / "other.jsonl", "x", {"exercise_correct": np.ones(3)})
-    result = runner.invoke(app, ["compare", "--scores", f"{tmp_path / 'm1' / 'per_example.jsonl'},{other}",
+    result = runner.invoke(app, ["compare", "--per-example", f"{tmp_path / 'm1' / 'per_example.jsonl'},{other}",
                                  "--out", str(tmp_path / "bad")])
     assert result.exit_code == 2 and "same examples" in result.output
 

@@ -78,7 +78,7 @@ def test_metrics_kinds_and_missing_columns(tmp_path):
     result = runner.invoke(app, ["metrics", "--predictions", str(EXAMPLE), "--out", str(tmp_path / "m"), "--n-bootstrap", "0"])
     assert result.exit_code == 0, result.output
     for kind in ("confusion", "pr_curve"):
-        result = runner.invoke(app, ["plot", "--kind", kind, "--data", str(tmp_path / "m" / "metrics.json"),
+        result = runner.invoke(app, ["plot", "--kind", kind, "--tables", str(tmp_path / "m" / "metrics.json"),
                                      "--out", str(tmp_path / "p")])
         assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "confusion_exercise.pdf").is_file() and (tmp_path / "p" / "confusion_error.png").is_file()
@@ -87,16 +87,16 @@ def test_metrics_kinds_and_missing_columns(tmp_path):
         plots.plot_pareto(pd.DataFrame({"name": ["a"], "latency_s": [1], "memory_gb": [1]}), tmp_path)
     table = tmp_path / "profile.csv"
     TABLES["pareto"].to_csv(table, index=False)
-    result = runner.invoke(app, ["plot", "--kind", "pareto", "--data", str(table), "--out", str(tmp_path / "q"),
+    result = runner.invoke(app, ["plot", "--kind", "pareto", "--tables", str(table), "--out", str(tmp_path / "q"),
                                  "--title", "Pareto"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "q" / "run.json").read_text())["outputs"]["plots"] == ["pareto.png", "pareto.pdf"]
     history = tmp_path / "run1" / "history.json"
     history.parent.mkdir()
     history.write_text(json.dumps({"train": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], "val": []}))
-    result = runner.invoke(app, ["plot", "--kind", "learning_curves", "--data", str(history), "--out", str(tmp_path / "l")])
+    result = runner.invoke(app, ["plot", "--kind", "learning_curves", "--tables", str(history), "--out", str(tmp_path / "l")])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["plot", "--kind", "radar", "--data", str(table), "--out", str(tmp_path / "r")])
+    result = runner.invoke(app, ["plot", "--kind", "radar", "--tables", str(table), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "dimension" in result.output
 
 

@@ -200,7 +200,7 @@ def test_one_training_step_then_generate(tiny_dir, gym_raw):
     """vt-train sft (one full step) changes the weights; vt-infer generate answers 2 clips with it."""
     work = tiny_dir.parent
     out = work / f"sft-{tiny_dir.name}"
-    summary = run_sft(SftConfig(model=str(tiny_dir), train=work / "train.jsonl", data_root=gym_raw, out=out,
+    summary = run_sft(SftConfig(model=str(tiny_dir), train_examples=work / "train.jsonl", data_root=gym_raw, out=out,
                                 max_steps=1, batch_size=2, lr=1e-2, logging_steps=1))
     assert summary["global_step"] == 1 and np.isfinite(summary["final_train_loss"])
     before, after = _state(tiny_dir), _state(out / "model")
@@ -235,7 +235,7 @@ def test_profile_sweeps_resolutions(tiny_dir, gym_raw):
 def test_lora_adapts_only_the_language_model(tiny_dir, gym_raw):
     work = tiny_dir.parent
     out = work / f"lora-{tiny_dir.name}"
-    run_sft(SftConfig(model=str(tiny_dir), train=work / "train.jsonl", data_root=gym_raw, out=out, mode="lora",
+    run_sft(SftConfig(model=str(tiny_dir), train_examples=work / "train.jsonl", data_root=gym_raw, out=out, mode="lora",
                       lora_r=4, max_steps=1, batch_size=2, lr=5e-2, logging_steps=1))
     family = models.resolve(str(tiny_dir)).family
     before, after = _state(tiny_dir), _state(out / "model")
@@ -275,7 +275,7 @@ def test_qwen2_vl_through_the_command_lines(examples, gym_raw, tmp_path):
         "--vocab-size", 400, "--text-hidden", 32, "--vision-hidden", 32)
     assert models.resolve(str(tiny_dir)).family.name == "qwen2-vl"
     assert json.loads((tiny_dir / "run.json").read_text())["config"]["family"] == "qwen2-vl"
-    run("vt-train", "sft", "--model", tiny_dir, "--train", work / "train.jsonl", "--data-root", gym_raw,
+    run("vt-train", "sft", "--model", tiny_dir, "--train-examples", work / "train.jsonl", "--data-root", gym_raw,
         "--out", tmp_path / "train", "--max-steps", 1, "--batch-size", 2)
     run("vt-infer", "generate", "--model", tmp_path / "train" / "model", "--examples", work / "test.jsonl",
         "--data-root", gym_raw, "--out", tmp_path / "infer", "--max-new-tokens", 4)

@@ -79,7 +79,7 @@ def test_checkpoint_meta_round_trip_and_refusals(tmp_path):
 def test_a_lora_adapter_directory_loads_onto_its_base(tiny_model, gym_examples, gym_raw, tmp_path):
     from videotune.train.sft import SftConfig, run_sft
 
-    run_sft(SftConfig(model=str(tiny_model), train=gym_examples, data_root=gym_raw, out=tmp_path / "run", mode="lora",
+    run_sft(SftConfig(model=str(tiny_model), train_examples=gym_examples, data_root=gym_raw, out=tmp_path / "run", mode="lora",
                       epochs=1, batch_size=4, lr=1e-2, lora_r=4))
     ref = models.resolve(str(tmp_path / "run/adapter"))
     assert ref.adapter == str(tmp_path / "run/adapter") and ref.source == str(tiny_model) and ref.family.name == "smolvlm2"

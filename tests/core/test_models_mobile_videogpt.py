@@ -504,7 +504,7 @@ def test_mobile_videogpt_through_the_command_lines(gym_raw, tmp_path):
     tiny_dir = tmp_path / "tiny-mobile-videogpt"
     run("vt-train", "tiny-model", "--family", "mobile-videogpt", "--corpus", tmp_path / "train.jsonl", "--out", tiny_dir,
         "--vocab-size", 400, "--text-hidden", 32, "--vision-hidden", 32)
-    run("vt-train", "sft", "--model", tiny_dir, "--train", tmp_path / "train.jsonl", "--data-root", gym_raw,
+    run("vt-train", "sft", "--model", tiny_dir, "--train-examples", tmp_path / "train.jsonl", "--data-root", gym_raw,
         "--out", tmp_path / "train", "--mode", "lora", "--lora-r", 4, "--max-steps", 3, "--batch-size", 2)
     trained = tmp_path / "train" / "model"
     assert models.resolve(str(trained)).family.name == "mobile-videogpt"

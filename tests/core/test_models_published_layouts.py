@@ -44,7 +44,7 @@ def test_lora_adapter_names_its_base_and_int8_dynamic_answers(family, examples, 
 
     corpus = (examples / "train.jsonl").read_text().splitlines()  # the examples' text trains the tokenizer
     tiny = models.build_tiny(family, tmp_path / f"tiny-{family}", corpus, spec=SPEC)
-    run_sft(SftConfig(model=str(tiny), train=examples / "train.jsonl", data_root=gym_raw, out=tmp_path / "lora",
+    run_sft(SftConfig(model=str(tiny), train_examples=examples / "train.jsonl", data_root=gym_raw, out=tmp_path / "lora",
                       mode="lora", lora_r=4, max_steps=1, batch_size=2, logging_steps=1))
     adapter = models.resolve(str(tmp_path / "lora/adapter"))
     assert (adapter.family.name, adapter.source, adapter.is_local) == (family, str(tiny), True)
@@ -101,7 +101,7 @@ def test_tiny_variant_through_the_command_lines(family, examples, gym_raw, tmp_p
     run("vt-train", "tiny-model", "--family", family, "--corpus", examples / "train.jsonl", "--out", tiny,
         "--vocab-size", 400, "--text-hidden", 32, "--vision-hidden", 32)
     assert models.resolve(str(tiny)).family.name == family
-    run("vt-train", "sft", "--model", tiny, "--train", examples / "train.jsonl", "--data-root", gym_raw,
+    run("vt-train", "sft", "--model", tiny, "--train-examples", examples / "train.jsonl", "--data-root", gym_raw,
         "--out", tmp_path / "train", "--mode", "lora", "--last-blocks", "1", "--max-steps", 1, "--batch-size", 2)
     run("vt-quantize", "--method", "int8-dynamic", "--model", tiny, "--out", tmp_path / "q")
     for model, out in ((tmp_path / "train" / "model", "infer"), (tmp_path / "q" / "model", "infer-q")):

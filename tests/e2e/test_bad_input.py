@@ -33,7 +33,7 @@ APPS = {
 REQUIRED = {
     "vt-prep build": ["--samples", "{file}"],
     "vt-prep split": ["--examples", "{file}"],
-    "vt-prep dst": ["--input", "{file}"],
+    "vt-prep dst": ["--annotations", "{file}"],
     "vt-prep augment": ["--samples", "{file}"],
     "vt-prep balance": ["--samples", "{file}"],
     "vt-prep subset": ["--examples", "{file}"],
@@ -43,33 +43,33 @@ REQUIRED = {
     "vt-prep synth gym": [],
     "vt-prep synth clinic": [],
     "vt-prep synth assembly": [],
-    "vt-prep import fitness-aqa": ["--root", "{dir}"],
-    "vt-prep import qved": ["--root", "{dir}"],
-    "vt-prep import llava": ["--json", "{file}", "--root", "{dir}"],
-    "vt-prep import vqa": ["--json", "{file}", "--root", "{dir}"],
+    "vt-prep import fitness-aqa": ["--data-root", "{dir}"],
+    "vt-prep import qved": ["--data-root", "{dir}"],
+    "vt-prep import llava": ["--annotations", "{file}", "--data-root", "{dir}"],
+    "vt-prep import vqa": ["--annotations", "{file}", "--data-root", "{dir}"],
     "vt-prep export llava": ["--examples", "{file}"],
-    "vt-prep import annotated-errors": ["--root", "{dir}"],
-    "vt-prep annotate": ["--root", "{dir}"],
+    "vt-prep import annotated-errors": ["--data-root", "{dir}"],
+    "vt-prep annotate": ["--data-root", "{dir}"],
     "vt-prep agreement": ["--annotations", "{file}"],
-    "vt-train sft": ["--model", "m", "--train", "{file}", "--data-root", "{dir}"],
+    "vt-train sft": ["--model", "m", "--train-examples", "{file}", "--data-root", "{dir}"],
     "vt-train params": ["--model", "m"],
     "vt-train tiny-model": ["--corpus", "{file}"],
     "vt-train curriculum": ["--model", "m", "--data-root", "{dir}"],
     "vt-train curriculum-table": ["--runs", "{file}"],
     "vt-train launch": ["--command", "sft"],
-    "vt-train dst": ["--model", "m", "--train", "{file}", "--data-root", "{dir}"],
+    "vt-train dst": ["--model", "m", "--train-examples", "{file}", "--data-root", "{dir}"],
     "vt-infer generate": ["--model", "m", "--examples", "{file}", "--data-root", "{dir}"],
     "vt-infer profile": ["--model", "m", "--examples", "{file}", "--data-root", "{dir}"],
     "vt-infer stream": ["--model", "m", "--examples", "{file}", "--data-root", "{dir}"],
     "vt-quantize": ["--method", "fp32", "--model", "{dir}"],
     "vt-judge score": ["--predictions", "{file}"],
-    "vt-judge pairwise": ["--a", "{file}", "--b", "{file}"],
-    "vt-judge agreement": ["--verdicts", "{file}", "--expert", "{file}"],
-    "vt-judge review": ["--predictions", "{file}", "--media-root", "{dir}"],
+    "vt-judge pairwise": ["--predictions-a", "{file}", "--predictions-b", "{file}"],
+    "vt-judge agreement": ["--verdicts", "{file}", "--ratings", "{file}"],
+    "vt-judge review": ["--predictions", "{file}", "--data-root", "{dir}"],
     "vt-analyze metrics": ["--predictions", "{file}"],
     "vt-analyze collect": ["--plan", "{file}"],
-    "vt-analyze compare": ["--scores", "{file}"],
-    "vt-analyze plot": ["--kind", "confusion", "--data", "{file}"],
+    "vt-analyze compare": ["--per-example", "{file}"],
+    "vt-analyze plot": ["--kind", "confusion", "--tables", "{file}"],
     "vt-analyze report": [],
     "vt-analyze headroom": ["--metrics", "{file}", "--thresholds", "{file}"],
 }
@@ -220,7 +220,7 @@ class Inputs:
                 "--out", self.out, "--max-new-tokens", "2", "--device", "cpu", *extra]
 
     def sft(self, train: Path, *extra) -> list[str]:
-        return ["vt-train", "sft", "--model", self.model, "--train", train, "--data-root", self.root, "--out", self.out,
+        return ["vt-train", "sft", "--model", self.model, "--train-examples", train, "--data-root", self.root, "--out", self.out,
                 "--epochs", "1", "--batch-size", "2", "--logging-steps", "1", *extra]
 
 
@@ -291,7 +291,7 @@ def _judge_404(inputs: Inputs, url: str):
     write_jsonl(path, [Prediction(id=f"p{i}", model="m", prompt="q", prediction="a", reference="r", status="ok")
                        for i in range(3)])
     return (["vt-judge", "score", "--predictions", path, "--base-url", url, "--model", "m", "--out", inputs.out,
-             "--no-cache", "--concurrency", "1"], ["HTTP 404", url], 0)
+             "--no-answer-cache", "--concurrency", "1"], ["HTTP 404", url], 0)
 
 
 def _judge_empty(inputs: Inputs, url: str):

@@ -142,6 +142,41 @@ def test_registry_model_and_user_data(repo):
         expand.render("rq1_1_1", "tiny-smolvlm2", data_dir="data/missing", size="smoke")
 
 
+def test_annotated_test_set_is_imported_and_scored_by_a_model_trained_elsewhere(repo):
+    """DATA holding annotated_errors.json: imported (every record a test record), built and split; the base
+    model trains on the synthetic clips, or on TRAIN_DATA."""
+    (repo / "data" / "ann").mkdir(parents=True)
+    (repo / "data" / "ann" / "annotated_errors.json").write_text("[]")
+    path = expand.render("rq2_1_1", "tiny-smolvlm2", data_dir="data/ann", size="smoke")
+    data = load(repo / "experiments/runs/_data/ann-smoke-f4/dvc.yaml")["stages"]
+    assert list(data) == ["import", "build", "split"]
+    assert data["import"]["cmd"] == ("vt-prep import annotated-errors --data-root data/ann --out data/exp/ann-smoke-f4/imported "
+                                     "--task aqa --split test")
+    assert "--samples data/exp/ann-smoke-f4/imported/samples.parquet --data-root data/ann" in data["build"]["cmd"]
+    assert "--variant temporal" in data["build"]["cmd"]
+    paths = load(path.parent / "vars.yaml")["paths"]
+    assert paths["raw"] == "data/ann" and paths["split"] == "data/exp/ann-smoke-f4/split/examples"
+    assert paths["trained"] == "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model"
+    base = load(repo / "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml")["stages"]
+    assert "--train-examples data/exp/gym-smoke-f4/split/examples/train.jsonl" in base["base_train"]["cmd"]
+    assert {p.name for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")} == {"dvc.yaml"}
+    assert [str(p.parent.name) for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")] == [
+        "ann-smoke-f4", "gym-smoke-f4"]
+    assert expand.own("rq2_1_1", "tiny-smolvlm2", "data/ann", size="smoke")[1] == \
+        "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml:base_train"
+
+    (repo / "data" / "qved").mkdir()
+    (repo / "data" / "qved" / "samples.parquet").write_bytes(b"")
+    path = expand.render("rq2_1_1", "tiny-smolvlm2", data_dir="data/ann", size="smoke", train_data="data/qved")
+    assert load(path.parent / "vars.yaml")["paths"]["trained"] == "models/exp/qved-smoke-f4/tiny-smolvlm2/base/model"
+    with pytest.raises(expand.SpecError, match="annotated test set .* rq1_1_1 trains on the data"):
+        expand.render("rq1_1_1", "tiny-smolvlm2", data_dir="data/ann", size="smoke")
+    with pytest.raises(expand.SpecError, match="TRAIN_DATA=data/ann: an annotated test set has no training split"):
+        expand.render("rq2_1_1", "tiny-smolvlm2", data_dir="data/ann", size="smoke", train_data="data/ann")
+    with pytest.raises(expand.SpecError, match="TRAIN_DATA=data/ann: only an annotated test set"):
+        expand.render("rq2_1_1", "tiny-smolvlm2", data_dir="data/qved", size="smoke", train_data="data/ann")
+
+
 def test_expand_runs_axes_and_errors(tmp_path):
     spec = {"axes": {"smoke": {"resolution": [32], "frames": [2, 4]}}, "id": "r${item.resolution}_f${item.frames}"}
     runs = expand.expand_runs(spec, "smoke", tmp_path / "s.yaml")
@@ -324,6 +359,50 @@ def test_smoke_every_target_then_a_no_op(tmp_path):
     assert "Recommendation matrix" in summary and "tiny-smolvlm2" in summary
     second = run_all()
     assert "Running stage" not in second
+
+
+def _annotated_set(folder: Path, work: Path) -> None:
+    """A seed-000 annotated test set as a user makes one: rendered gym clips under QVED-style names, with
+    annotated_errors.json beside them (one record outside the taxonomy, which the import refuses)."""
+    _sh(["vt-prep", "synth", "gym", "--out", str(work), "--n-clips", "4", "--n-subjects", "2", "--size-px", "64",
+         "--fps", "8", "--seed", "1"], work.parent)
+    records = []
+    for index, (exercise, errors, frames) in enumerate([
+            ("squats", [], []), ("squats", ["knees_inward"], [10, 14, 18]),
+            ("overhead-press", ["elbows"], [3, 10, 19]), ("overhead-press", ["forward_lean"], [2, 4])]):
+        video = f"{exercise}/{index:05d}.mp4"
+        (folder / exercise).mkdir(parents=True, exist_ok=True)
+        shutil.copy(work / "videos" / f"gym-{index:05d}.mp4", folder / video)
+        records.append({"video": video, "exercise": exercise, "errors": errors, "error_frames": frames,
+                        "ground_truth": "Keep the knees over the toes." if errors else "Good form."})
+    (folder / "annotated_errors.json").write_text(json.dumps(records, indent=1))
+
+
+@pytest.mark.slow
+def test_rq2_1_1_on_an_annotated_set(tmp_path):
+    """`make rq2_1_1 DATA=<annotated set> SIZE=smoke`'s pipeline in a fresh checkout: the set imported and scored
+    by the tiny model fine-tuned on the synthetic clips (about 2 minutes on 2 cores)."""
+    root = tmp_path / "clone"
+    shutil.copytree(REPO / "experiments", root / "experiments", ignore=shutil.ignore_patterns("runs", "__pycache__"))
+    (root / ".gitignore").write_text("/data/\n/results/\n/models/\n")
+    _sh(["git", "init", "-q"], root)
+    _sh(["dvc", "init", "-q"], root)
+    _annotated_set(root / "data" / "annotated", tmp_path / "gym")
+    python = str(REPO / ".venv" / "bin" / "python")
+    pipeline = _sh([python, "experiments/expand.py", "render", "rq2_1_1", "--data", "data/annotated", "--size",
+                    "smoke"], root).strip()
+    _sh(["dvc", "repro", pipeline], root)
+    rejects = (root / "data/exp/annotated-smoke-f4/imported/rejects.jsonl").read_text().splitlines()
+    assert len(rejects) == 1 and "forward_lean" in rejects[0]
+    test = (root / "data/exp/annotated-smoke-f4/split/examples/test.jsonl").read_text().splitlines()
+    assert len(test) == 3 and all(json.loads(line)["meta"]["split"] == "test" for line in test)
+    assert {json.loads(line)["meta"]["label"] for line in test} == {"squat", "overhead_press"}
+    out = root / "results/rq2_1_1/tiny-smolvlm2"
+    metrics = json.loads((out / "runs/base/metrics.json").read_text())
+    assert metrics["n"] == 3 and "error_macro_f1" in metrics["metrics"]
+    assert (out / "summary.md").is_file() and (out / "plots/confusion").is_dir()
+    assert (root / "models/exp/gym-smoke-f4/tiny-smolvlm2/base/model").is_dir()  # trained on the synthetic clips
+    assert "Running stage" not in _sh(["dvc", "repro", pipeline], root)
 
 
 def test_upstream_names_the_pipelines_every_model_shares(repo, capsys):

@@ -94,12 +94,12 @@ def test_the_examples_are_the_same_but_for_the_media(pair):
 
 def test_training_and_inference_match_the_video(pair):
     for name in ("video", "folder"):
-        run(BIN / "vt-train", "sft", "--model", pair / "tiny", "--train", pair / name / "examples" / "train.jsonl",
+        run(BIN / "vt-train", "sft", "--model", pair / "tiny", "--train-examples", pair / name / "examples" / "train.jsonl",
             "--data-root", pair, "--out", pair / f"train-{name}", "--max-steps", "4", "--batch-size", "3", "--lr", "0.01",
-            "--logging-steps", "1", "--seed", "0", "--cache-dir", pair / f"cache-{name}")
+            "--logging-steps", "1", "--seed", "0", "--frame-cache-dir", pair / f"cache-{name}")
         run(BIN / "vt-infer", "generate", "--model", pair / "train-video" / "model", "--examples",
             pair / name / "examples" / "test.jsonl", "--data-root", pair, "--out", pair / f"infer-{name}",
-            "--max-new-tokens", "12", "--cache-dir", pair / f"cache-{name}")
+            "--max-new-tokens", "12", "--frame-cache-dir", pair / f"cache-{name}")
     curves = [json.loads((pair / f"train-{name}" / "loss_history.json").read_text())["train"] for name in ("video", "folder")]
     assert len(curves[0]) == 4 and curves[0] == curves[1]  # the same frames in every batch: the same losses
     weights = [load_file(next((pair / f"train-{name}" / "model").glob("*.safetensors"))) for name in ("video", "folder")]

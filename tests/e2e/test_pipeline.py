@@ -32,8 +32,8 @@ def pipeline(gym_raw, tmp_path_factory):
        "--ratios", "0.5,0.25,0.25")
     vt("vt-train", "tiny-model", "--corpus", work / "split/examples/train.jsonl", "--out", work / "tiny",
        "--vocab-size", 400, "--text-hidden", 32, "--vision-hidden", 32)
-    vt("vt-train", "sft", "--model", work / "tiny", "--train", work / "split/examples/train.jsonl",
-       "--val", work / "split/examples/val.jsonl", "--data-root", gym_raw, "--out", work / "train",
+    vt("vt-train", "sft", "--model", work / "tiny", "--train-examples", work / "split/examples/train.jsonl",
+       "--val-examples", work / "split/examples/val.jsonl", "--data-root", gym_raw, "--out", work / "train",
        "--epochs", 1, "--batch-size", 4, "--lr", "1e-3")
     return work
 
@@ -67,7 +67,7 @@ def test_generate_resumes_with_every_id_exactly_once(pipeline, gym_raw):
     vt("vt-analyze", "metrics", "--predictions", out / "predictions.jsonl", "--out", pipeline / "analyze")
     metrics = json.loads((pipeline / "analyze/metrics.json").read_text())
     assert "exercise_accuracy" in metrics["metrics"] and "baseline_no_error/error_macro_f1" in metrics["metrics"]
-    vt("vt-analyze", "report", "--metrics", pipeline / "analyze/metrics.json", "--history",
+    vt("vt-analyze", "report", "--metrics", pipeline / "analyze/metrics.json", "--loss-history",
        pipeline / "train/loss_history.json", "--out", pipeline / "report", "--title", "e2e")
     assert "exercise_accuracy" in (pipeline / "report/REPORT.md").read_text()
     assert (pipeline / "report/loss_curve.png").stat().st_size > 0
@@ -79,7 +79,7 @@ def test_corrupt_video_is_named(pipeline, gym_raw, tmp_path):
     train = read_jsonl(pipeline / "split/examples/train.jsonl", __import__("videotune.core.schemas", fromlist=["Example"]).Example)
     victim = root / train[0].media
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
-    result = vt("vt-train", "sft", "--model", pipeline / "tiny", "--train", pipeline / "split/examples/train.jsonl",
+    result = vt("vt-train", "sft", "--model", pipeline / "tiny", "--train-examples", pipeline / "split/examples/train.jsonl",
                 "--data-root", root, "--out", tmp_path / "train", "--max-steps", 1, expect=2)
     assert str(victim) in result.stderr.replace("\n", "")
     assert not (tmp_path / "train/model").exists()
@@ -88,7 +88,7 @@ def test_corrupt_video_is_named(pipeline, gym_raw, tmp_path):
 def test_bad_flag_is_a_usage_error(tmp_path):
     result = vt("vt-prep", "split", "--examples", tmp_path / "missing.jsonl", "--out", tmp_path, expect=2)
     assert "missing.jsonl: file not found" in result.stderr.replace("\n", "")
-    vt("vt-train", "sft", "--model", "x", "--train", "x", "--data-root", ".", "--out", tmp_path, "--lr", "-1", expect=2)
+    vt("vt-train", "sft", "--model", "x", "--train-examples", "x", "--data-root", ".", "--out", tmp_path, "--lr", "-1", expect=2)
 
 
 def test_an_error_is_one_line_whatever_its_length(tmp_path):

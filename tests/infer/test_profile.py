@@ -140,7 +140,7 @@ def test_per_sample_latency_and_throughput():
 
 def _config(tiny_model, gym_examples, gym_raw, out, **overrides):
     values = dict(model=str(tiny_model), examples=gym_examples, data_root=gym_raw, out=out, n_samples=2, warmup=1,
-                  batch_sizes=[1, 2], resolutions=[32, 64], frames=[2, 4], max_new_tokens=3)
+                  batch_sizes=[1, 2], resolutions=[32, 64], frame_counts=[2, 4], max_new_tokens=3)
     values.update(overrides)
     return ProfileConfig(**values)
 
@@ -193,7 +193,7 @@ def test_simulated_out_of_memory_through_the_command(tiny_model, gym_examples, g
         return real_run(self, batch, spec)
 
     monkeypatch.setattr(prof.Runner, "run", run)
-    run_profile(_config(tiny_model, gym_examples, gym_raw, tmp_path, batch_sizes=[1, 2, 4], resolutions=None, frames=None))
+    run_profile(_config(tiny_model, gym_examples, gym_raw, tmp_path, batch_sizes=[1, 2, 4], resolutions=None, frame_counts=None))
     data = json.loads((tmp_path / "profile.json").read_text())
     assert [c["status"] for c in data["configs"]] == ["ok", "oom", "skipped"]
     assert data["first_oom"]["batch_size"] == 2 and "20.00 GiB" in data["first_oom"]["error"]

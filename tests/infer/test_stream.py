@@ -107,7 +107,7 @@ def test_a_rebuild_opens_with_the_state_before_the_first_kept_frame():
 def test_cli_streams_and_resumes(tiny, tmp_path):
     root = tmp_path / "data"
     for cmd in (["vt-prep", "synth", "assembly", "--out", str(root / "raw"), "--n-videos", "3", "--seed", "4"],
-                ["vt-prep", "dst", "--input", str(root / "raw" / "annotations.json"), "--out", str(root),
+                ["vt-prep", "dst", "--annotations", str(root / "raw" / "annotations.json"), "--out", str(root),
                  "--ratios", "1,1,1"]):
         subprocess.run([str(BIN / cmd[0]), *cmd[1:]], check=True, capture_output=True, env=ENV)
     out = tmp_path / "stream"

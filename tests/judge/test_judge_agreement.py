@@ -75,11 +75,11 @@ def test_cli_writes_metrics(tmp_path):
     write_jsonl(tmp_path / "ratings.jsonl", ratings)
     out = tmp_path / "agreement"
     result = CliRunner().invoke(app, ["agreement", "--verdicts", str(tmp_path / "verdicts.jsonl"),
-                                      "--expert", str(tmp_path / "ratings.jsonl"), "--out", str(out), "--n-bootstrap", "50"])
+                                      "--ratings", str(tmp_path / "ratings.jsonl"), "--out", str(out), "--n-bootstrap", "50"])
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 10 and "weighted_kappa/accuracy" in metrics["metrics"]
     assert json.loads((out / "run.json").read_text())["command"] == "agreement"
     missing = CliRunner().invoke(app, ["agreement", "--verdicts", str(tmp_path / "none.jsonl"),
-                                       "--expert", str(tmp_path / "ratings.jsonl"), "--out", str(out)])
+                                       "--ratings", str(tmp_path / "ratings.jsonl"), "--out", str(out)])
     assert missing.exit_code == 2 and "none.jsonl" in missing.stderr

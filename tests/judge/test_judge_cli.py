@@ -41,7 +41,7 @@ def test_score_end_to_end_keeps_the_key_secret(chat_server, predictions_file, tm
     chat_server.script.extend([{"status": 500}, {"content": "no json here"}])  # a retry and a re-ask
     env = {"VT_JUDGE_API_KEY": SECRET, "VT_JUDGE_BASE_URL": chat_server.url, "VT_JUDGE_MODEL": "mixtral-judge"}
     args = ["score", "--predictions", str(predictions_file), "--rubric", "clinical", "--backend", "openai",
-            "--out", str(out), "--cache-dir", str(cache), "--backoff-s", "0.001", "--concurrency", "2"]
+            "--out", str(out), "--answer-cache-dir", str(cache), "--backoff-s", "0.001", "--concurrency", "2"]
     result = run(args, env)
     assert result.returncode == 0, result.stderr
 
@@ -79,7 +79,7 @@ def test_unparseable_and_error_end_to_end(chat_server, predictions_file, tmp_pat
     out = tmp_path / "judge"
     chat_server.script.extend([{"content": '{"rationale": "x", "accuracy": 9, "usefulness": 1}'}] * 4)
     result = invoke(["score", "--predictions", str(predictions_file), "--base-url", chat_server.url, "--model", "m",
-                  "--out", str(out), "--no-cache", "--concurrency", "1"], monkeypatch)
+                  "--out", str(out), "--no-answer-cache", "--concurrency", "1"], monkeypatch)
     assert result.exit_code == 0, result.stderr
     verdicts = read_jsonl(out / "verdicts.jsonl", Verdict)
     assert verdicts[0].status == "unparseable" and verdicts[0].scores == {} and verdicts[0].overall is None
@@ -109,7 +109,7 @@ def test_unauthorized_is_bad_input(chat_server, predictions_file, tmp_path, monk
     """A 401 names a wrong key, URL or model: exit 2 in one line, no traceback."""
     chat_server.script.append({"status": 401})
     result = invoke(["score", "--predictions", str(predictions_file), "--base-url", chat_server.url, "--model", "m",
-                     "--out", str(tmp_path / "o"), "--no-cache", "--concurrency", "1"], monkeypatch,
+                     "--out", str(tmp_path / "o"), "--no-answer-cache", "--concurrency", "1"], monkeypatch,
                     {"OPENAI_API_KEY": SECRET})
     assert result.exit_code == 2
     assert "401" in result.stderr and SECRET not in result.stderr + result.stdout
@@ -126,8 +126,8 @@ def test_pairwise_end_to_end(chat_server, tmp_path, monkeypatch):
     write_jsonl(tmp_path / "a.jsonl", a)
     write_jsonl(tmp_path / "b.jsonl", make_predictions(3, model="b"))
     out = tmp_path / "pw"
-    result = invoke(["pairwise", "--a", str(tmp_path / "a.jsonl"), "--b", str(tmp_path / "b.jsonl"),
-                     "--base-url", chat_server.url, "--model", "m", "--out", str(out), "--no-cache"], monkeypatch)
+    result = invoke(["pairwise", "--predictions-a", str(tmp_path / "a.jsonl"), "--predictions-b", str(tmp_path / "b.jsonl"),
+                     "--base-url", chat_server.url, "--model", "m", "--out", str(out), "--no-answer-cache"], monkeypatch)
     assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["preferences"] == {"a": 1, "b": 0, "tie": 2, "inconsistent": 0}
@@ -142,7 +142,7 @@ def test_help_has_an_example(monkeypatch):
 def test_every_request_failing_exits_1_with_the_counts(predictions_file, tmp_path):
     """A closed port: every verdict is an error, and the run says so instead of exiting 0."""
     result = run(["score", "--predictions", str(predictions_file), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
-                  "--out", str(tmp_path / "o"), "--no-cache", "--max-retries", "0"])
+                  "--out", str(tmp_path / "o"), "--no-answer-cache", "--max-retries", "0"])
     assert result.returncode == 1, result.stderr
     assert "6 of 6 verdicts ended in error (0 ok, 0 unparseable)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -158,7 +158,7 @@ def test_one_error_among_answers_exits_1(chat_server, predictions_file, tmp_path
     predictions[1] = predictions[1].model_copy(update={"status": "error", "error": "decode failed", "prediction": ""})
     write_jsonl(tmp_path / "p.jsonl", predictions)
     result = invoke(["score", "--predictions", str(tmp_path / "p.jsonl"), "--base-url", chat_server.url, "--model", "m",
-                     "--out", str(tmp_path / "o"), "--no-cache"], monkeypatch)
+                     "--out", str(tmp_path / "o"), "--no-answer-cache"], monkeypatch)
     assert result.exit_code == 1
     assert "1 of 3 verdicts ended in error (2 ok, 0 unparseable)" in result.stderr
 

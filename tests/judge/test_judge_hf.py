@@ -70,7 +70,7 @@ def test_hf_backend_through_the_cli(tiny_llama, tmp_path):
     out = tmp_path / "judge"
     result = CliRunner().invoke(app, [
         "score", "--predictions", str(tmp_path / "p.jsonl"), "--backend", "hf", "--model", str(tiny_llama),
-        "--max-tokens", "16", "--max-reasks", "1", "--out", str(out), "--no-cache",
+        "--max-tokens", "16", "--max-reasks", "1", "--out", str(out), "--no-answer-cache",
     ])
     assert result.exit_code == 0, result.stderr
     (verdict,) = read_jsonl(out / "verdicts.jsonl", Verdict)

@@ -26,7 +26,7 @@ def test_kill_9_keeps_the_answered_verdicts_and_the_rerun_asks_only_for_the_rest
     verdicts = out / "verdicts.jsonl"
     chat_server.delay_s = 0.2  # two in flight: about 4 s for all forty, time enough to kill it halfway
     args = ["score", "--predictions", str(predictions), "--base-url", chat_server.url, "--model", "m",
-            "--out", str(out), "--no-cache", "--concurrency", "2"]
+            "--out", str(out), "--no-answer-cache", "--concurrency", "2"]
     env = {k: v for k, v in os.environ.items() if k not in ("VT_JUDGE_API_KEY", "OPENAI_API_KEY")}
     process = subprocess.Popen([VT_JUDGE, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -225,7 +225,7 @@ def test_review_command_serves_saves_and_stops_cleanly(tmp_path, stop):
     launcher = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
                 "os.execv(sys.argv[1], sys.argv[1:])"]
     proc = subprocess.Popen(
-        [*launcher, exe, "review", "--predictions", str(tmp_path / "p.jsonl"), "--rubric", "clinical", "--media-root",
+        [*launcher, exe, "review", "--predictions", str(tmp_path / "p.jsonl"), "--rubric", "clinical", "--data-root",
          str(tmp_path / "media"), "--out", str(out), "--port", "0", "--rater", "pt-1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},

@@ -226,7 +226,7 @@ def test_annotate_command_serves_saves_and_stops_cleanly(root, tmp_path, stop):
     launcher = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
                 "os.execv(sys.argv[1], sys.argv[1:])"]
     out = tmp_path / "ann" / "annotated_errors.pt-2.json"
-    proc = subprocess.Popen([*launcher, exe, "annotate", "--root", str(root), "--out", str(out), "--port", "0",
+    proc = subprocess.Popen([*launcher, exe, "annotate", "--data-root", str(root), "--out", str(out), "--port", "0",
                              "--annotator", "pt-2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -4,58 +4,17 @@ import json
 
 import numpy as np
 import pytest
-from import_helpers import clip, frames, rejects, run_prep, write_json
-from PIL import Image
+from import_helpers import clip, rejects, run_prep, write_json
+from release_fixtures import ANNOTATED_FEEDBACK as FEEDBACK
+from release_fixtures import annotated_release
 
 from videotune.core.io import read_samples
-from videotune.core.video import encode_video
 from videotune.prep.importers.annotated import AnnotatedOptions, frame_runs, import_annotated
-
-FEEDBACK = "Keep knees aligned over the toes and the chest up."
 
 
 @pytest.fixture(scope="module")
 def annotated(tmp_path_factory):
-    """A seed-000 annotated set: clips at 12 and 24 fps, a frames folder, and the bad records the issue names."""
-    root = tmp_path_factory.mktemp("annotated")
-    clip(root / "squats/00123.mp4", seconds=1.0)  # 12 frames at 12 fps
-    clip(root / "step-ups/su1.mp4", seconds=1.0)
-    encode_video(root / "lunges/fast.mp4", frames(1.0, fps=24.0), 24.0)  # 24 frames at 24 fps
-    clip(root / "squat/synthetic.mp4", seconds=1.0)
-    clip(root / "squats/untimed.mp4", seconds=1.0)
-    clip(root / "squats/spans.mp4", seconds=1.0)
-    clip(root / "squats/late.mp4", seconds=1.0)
-    clip(root.parent / "outside.mp4", seconds=1.0)
-    folder = root / "squats/extracted"  # pre-extracted frames with irregular times
-    folder.mkdir(parents=True)
-    for index, frame in enumerate(frames(0.5)):
-        Image.fromarray(frame).save(folder / f"img{index}.png")
-    times = [0.0, 0.1, 0.15, 0.3, 0.32, 0.5]
-    (folder / "timestamps.txt").write_text("\n".join(map(str, times)))
-    records = [
-        {"video": "squats/00123.mp4", "exercise": "squats", "errors": ["knee_valgus", "forward_lean"],
-         "error_frames": [9, 3, 6], "ground_truth": FEEDBACK},
-        {"video": "step-ups/su1.mp4", "exercise": "step-ups", "errors": [], "error_frames": [],
-         "ground_truth": "Good form."},
-        {"video": "lunges/fast.mp4", "exercise": "Walking Lunges", "errors": ["short_stride"], "error_frames": [12, 18],
-         "ground_truth": "Step further."},
-        {"video": "squat/synthetic.mp4", "exercise": "squat", "errors": ["knees_inward"], "error_frames": [2, 5],
-         "ground_truth": "Push the knees out."},
-        {"video": "squats/untimed.mp4", "exercise": "squats", "errors": ["forward_lean"], "error_frames": [],
-         "ground_truth": "Chest up."},
-        {"video": "squats/spans.mp4", "exercise": "squats", "errors": ["knee_valgus", "forward_lean"],
-         "error_frames": [1, 2, 3, 8, 9], "error_spans": {"knee_valgus": [[1, 3]], "forward_lean": [[8, 9]]},
-         "ground_truth": FEEDBACK, "annotator": "pt-1"},
-        {"video": "squats/extracted", "exercise": "squats", "errors": ["knee_valgus"], "error_frames": [2, 4],
-         "ground_truth": FEEDBACK},
-        {"video": "squats/missing.mp4", "exercise": "squats", "errors": [], "error_frames": [], "ground_truth": ""},
-        {"video": "../outside.mp4", "exercise": "squats", "errors": [], "error_frames": [], "ground_truth": ""},
-        {"video": "squats/late.mp4", "exercise": "squats", "errors": ["knee_valgus"], "error_frames": [4, 12],
-         "ground_truth": FEEDBACK},
-        {"video": "squats/00123.mp4", "exercise": "squats", "errors": [], "error_frames": [], "ground_truth": ""},
-    ]
-    write_json(root / "annotated_errors.json", records)
-    return root
+    return annotated_release(tmp_path_factory.mktemp("annotated"))
 
 
 def test_error_frames_become_seconds_at_each_clips_own_rate(annotated):
@@ -107,7 +66,7 @@ def test_bad_records_are_refused_with_reasons(annotated):
 
 def test_cli_writes_samples_rejects_and_manifest(annotated, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "annotated-errors", "--root", annotated, "--out", out, "--split", "test")
+    result = run_prep("import", "annotated-errors", "--data-root", annotated, "--out", out, "--split", "test")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 7 and {s.split for s in samples} == {"test"}
@@ -117,7 +76,7 @@ def test_cli_writes_samples_rejects_and_manifest(annotated, tmp_path):
     assert manifest["rejected_by_reason"] == {"duplicate id": 1, "missing file": 1, "past the end": 1,
                                               "path escapes root": 1}
     assert manifest["inputs"]["media"]["n_files"] == 7  # the frames folder hashed too
-    strict = run_prep("import", "annotated-errors", "--root", annotated, "--out", tmp_path / "strict", "--strict")
+    strict = run_prep("import", "annotated-errors", "--data-root", annotated, "--out", tmp_path / "strict", "--strict")
     assert strict.exit_code == 2
 
 
@@ -140,7 +99,7 @@ def test_malformed_records_are_refused(tmp_path):
         "record 4 is a str, not an object",
     ]
     write_json(tmp_path / "annotated_errors.json", {"video": "a.mp4"})
-    assert run_prep("import", "annotated-errors", "--root", tmp_path, "--out", tmp_path / "o").exit_code == 2
+    assert run_prep("import", "annotated-errors", "--data-root", tmp_path, "--out", tmp_path / "o").exit_code == 2
 
 
 def test_frame_runs():
@@ -148,3 +107,25 @@ def test_frame_runs():
     assert frame_runs([5, 1, 2, 9], times, None) == [(1, 9)]
     assert frame_runs([5, 1, 2, 9], times, 0.1) == [(1, 2), (5, 5), (9, 9)]
     assert frame_runs([], times, None) == []
+
+
+def test_taxonomy_exercises_under_other_spellings_become_aqa(tmp_path):
+    """QVED-style names ("squats", "overhead-press") take the taxonomy's key where every error is the taxonomy's,
+    so `vt-prep build --variant temporal` can write their answers; other names stay as written."""
+    for name in ("squats/a.mp4", "ohp/b.mp4", "squats/c.mp4"):
+        clip(tmp_path / name, seconds=1.0)
+    write_json(tmp_path / "annotated_errors.json", [
+        {"video": "squats/a.mp4", "exercise": "Squats", "errors": ["knees_inward"], "error_frames": [2, 5],
+         "ground_truth": FEEDBACK},
+        {"video": "ohp/b.mp4", "exercise": "overhead-press", "errors": [], "error_frames": [], "ground_truth": "Good."},
+        {"video": "squats/c.mp4", "exercise": "squats", "errors": ["knee_valgus"], "error_frames": [1],
+         "ground_truth": FEEDBACK},
+    ])
+    samples = {s.id: s for s in import_annotated(tmp_path, AnnotatedOptions()).samples}
+    assert (samples["squats/a"].label, samples["squats/a"].task) == ("squat", "aqa")
+    assert (samples["ohp/b"].label, samples["ohp/b"].task) == ("overhead_press", "aqa")
+    assert (samples["squats/c"].label, samples["squats/c"].task) == ("squats", "feedback")
+    assert json.loads(samples["squats/a"].meta)["exercise"] == "Squats"  # the name as written stays in meta
+    refused = import_annotated(tmp_path, AnnotatedOptions(task="aqa")).rejects
+    assert [r.record for r in refused] == ["2:squats/c.mp4"]
+    assert "errors ['knee_valgus'] are not 'squat' errors" in refused[0].reason

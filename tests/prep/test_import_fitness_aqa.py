@@ -1,8 +1,8 @@
 import json
-import os
 
 import pytest
-from import_helpers import clip, cut_clip, garbage, rejects, run_prep, write_json
+from import_helpers import clip, rejects, run_prep, write_json
+from release_fixtures import fitness_aqa_release
 
 from videotune.core.io import InputError, file_sha256, read_samples
 from videotune.prep.importers.common import merge_spans
@@ -11,37 +11,7 @@ from videotune.prep.importers.fitness_aqa import FitnessAqaOptions, import_fitne
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    """A Fitness-AQA release in the real layout with one clip per case, good and bad."""
-    root = tmp_path_factory.mktemp("Fitness-AQA_dataset_release")
-    squat = root / "Squat" / "Labeled_Dataset"
-    for vid in ("s_two", "s_clean", "s_backwards", "s_negative", "s_past", "s_dup", "s_twosplits"):
-        clip(squat / "videos" / f"{vid}.mp4")
-    cut_clip(squat / "videos" / "s_cut.mp4")
-    garbage(squat / "videos" / "s_garbage.mp4")
-    outside = clip(tmp_path_factory.mktemp("elsewhere") / "x.mp4")
-    os.symlink(outside, squat / "videos" / "s_escape.mp4")
-    forward = {
-        "s_two": [[0.5, 1.0], [1.5, 2.0]], "s_clean": [], "s_missing": [], "s_cut": [], "s_garbage": [],
-        "s_backwards": [[2.0, 1.0]], "s_negative": [[-0.5, 1.0]], "s_past": [[1.0, 9.0]], "s_escape": [],
-        "s_twosplits": [],
-    }
-    text = json.dumps(forward)[:-1] + ', "s_dup": [], "s_dup": [[0.1, 0.2]]}'  # a key twice: json keeps the last
-    (squat / "Labels").mkdir(parents=True)
-    (squat / "Labels" / "error_knees_forward.json").write_text(text)
-    write_json(squat / "Labels" / "error_knees_inward.json", {k: [] for k in [*forward, "s_dup"]} | {"s_two": [[0.0, 0.4]]})
-    write_json(squat / "Labels" / "error_knees_sideways.json", {"s_two": []})
-    write_json(squat / "Splits" / "train_keys.json", ["s_two", "s_backwards", "s_twosplits"])
-    write_json(squat / "Splits" / "val_keys.json", ["s_clean"])
-    write_json(squat / "Splits" / "test_keys.json", ["s_twosplits"])
-    ohp = root / "OHP" / "Labeled_Dataset"
-    clip(ohp / "videos" / "o_two.mp4")
-    clip(ohp / "videos" / "o_unlabelled.mp4")
-    clip(ohp / "videos" / "o_stray.mp4")  # in no label or split file
-    write_json(ohp / "Labels" / "error_elbows.json", {"o_two": [[0.0, 2.78]], "o_unlabelled": []})
-    write_json(ohp / "Labels" / "error_knees.json", {"o_two": [[0.0, 0.89]]})
-    write_json(ohp / "Splits" / "test_keys.json", ["o_two", "o_unlabelled"])
-    (root / "BarbellRow").mkdir()
-    return root
+    return fitness_aqa_release(tmp_path_factory.mktemp("Fitness-AQA_dataset_release"))
 
 
 def _by_id(result):
@@ -121,7 +91,7 @@ def test_a_missing_label_file_stops_the_import(tmp_path):
 
 def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "fitness-aqa", "--root", release, "--out", out)
+    result = run_prep("import", "fitness-aqa", "--data-root", release, "--out", out)
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 3
@@ -133,14 +103,14 @@ def test_cli_writes_samples_rejects_and_lineage(release, tmp_path):
     assert run["config"]["merge_spans"] is False and run["outputs"]["n_rejected"] == 11
     assert run["rejected_by_reason"]["duplicate id"] == 2
     # --strict: same outputs, exit 2
-    strict = run_prep("import", "fitness-aqa", "--root", release, "--out", tmp_path / "strict", "--strict")
+    strict = run_prep("import", "fitness-aqa", "--data-root", release, "--out", tmp_path / "strict", "--strict")
     assert strict.exit_code == 2
     assert (tmp_path / "strict" / "samples.parquet").is_file()
 
 
 def test_passthrough_refuses_samples_without_their_own_text(release, tmp_path):
     out = tmp_path / "imported"
-    assert run_prep("import", "fitness-aqa", "--root", release, "--out", out, "--no-hash-media").exit_code == 0
+    assert run_prep("import", "fitness-aqa", "--data-root", release, "--out", out, "--no-hash-media").exit_code == 0
     built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", release, "--out", tmp_path / "b",
                      "--task", "passthrough", "--frames", "2")
     assert built.exit_code == 0, built.output

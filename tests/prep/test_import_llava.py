@@ -1,68 +1,17 @@
 import json
 
 import pytest
-from import_helpers import clip, cut_clip, garbage, image, rejects, run_prep, write_json
+from import_helpers import rejects, run_prep, write_json
+from release_fixtures import QUESTION, TIMING, llava_record, llava_release
 
 from videotune.core.io import InputError, read_jsonl, read_samples
 from videotune.core.schemas import Example
 from videotune.prep.importers.llava import LlavaOptions, import_llava, parse_aqa_answer
 
-TIMING = ("The video lasts for 3.00 seconds, and 8 frames are uniformly sampled from it. These frames are located at "
-          "0.00s, 0.42s, 0.83s, 1.25s, 1.67s, 2.08s, 2.50s, 2.92s.")
-QUESTION = ("Please answer the following questions related to this video.\nThe subject is performing a Squat or a "
-            "Overhead Press (OHP) exercise. Which one is he making? Is he making a mistake? If so, what mistake is he making?")
-FEEDBACK_Q = ("Please evaluate the exercise form shown. What mistakes, if any, are present, and what corrections "
-              "would you recommend?")
-
-
-def _record(rid, media, answer, question=QUESTION, kind="video", **extra):
-    return {"id": rid, kind: media, "conversations": [{"from": "human", "value": f"<{kind}>\n{question}"},
-                                                      {"from": "gpt", "value": answer}], **extra}
-
 
 @pytest.fixture(scope="module")
 def llava(tmp_path_factory):
-    root = tmp_path_factory.mktemp("llava")
-    for name in ("squat1", "ohp1", "squat2", "squat3", "qved1", "past"):
-        clip(root / "videos" / f"{name}.mp4")
-    garbage(root / "videos" / "garbage.mp4")
-    cut_clip(root / "videos" / "cut.mp4")
-    image(root / "images" / "scan1.png")
-    image(root / "images" / "scan2.png", value=30)
-    clip(root.parent / "outside.mp4")
-    records = [
-        _record("squat1", "videos/squat1.mp4", "The subject is performing a Squat. The body part committing errors is the "
-                "following: knees forward from frame time 0.72s to 2.19s.", question=f"{TIMING} {QUESTION}", split="train"),
-        _record("ohp1", "videos/ohp1.mp4", "The subject is performing a OHP. The body parts where errors are detected are as "
-                "follows: elbows from frame time 0.0s to 2.78s and knees from frame time 0.0s to 0.89s."),
-        _record("squat2", "videos/squat2.mp4", "The subject is performing a Squat. He performs it correctly, without any "
-                "subtle errors."),
-        _record("squat3", "videos/squat3.mp4", "The subject is performing a Squat. The body part committing errors is the "
-                "following: knees inward."),
-        _record("qved1", "videos/qved1.mp4", "Squats - knees cave in; push the knees out", question=FEEDBACK_Q, split="val"),
-        _record("scan1", "images/scan1.png", "Yes", question="Is there a lesion?", kind="image", stage="initial"),
-        {"id": "scan2", "image": "images/scan2.png", "conversations": [
-            {"from": "human", "value": "<image>\nIs there a lesion?"}, {"from": "gpt", "value": "No"},
-            {"from": "human", "value": "Where would it be?"}, {"from": "gpt", "value": "Nowhere."}]},
-        # bad records
-        _record("missing", "videos/missing.mp4", "x"),
-        _record("garbage", "videos/garbage.mp4", "x"),
-        _record("squat2", "videos/squat2.mp4", "duplicate id"),
-        _record("escape", "../outside.mp4", "x"),
-        _record("past", "videos/past.mp4", "The subject is performing a Squat. The body part committing errors is the "
-                "following: knees forward from frame time 0.72s to 9.50s."),
-        _record("backwards", "videos/squat1.mp4", "The subject is performing a Squat. The body part committing errors is "
-                "the following: knees forward from frame time 2.5s to 1.0s."),
-        _record("negative", "videos/squat1.mp4", "The subject is performing a Squat. The body part committing errors is "
-                "the following: knees forward from frame time -0.5s to 1.0s."),
-        _record("cut", "videos/cut.mp4", "The subject is performing a Squat. He performs it correctly, without any "
-                "subtle errors."),
-        {"id": "oneturn", "video": "videos/squat1.mp4", "conversations": [{"from": "human", "value": "<video>\nhi"}]},
-        {"id": "textonly", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
-        _record("badsplit", "videos/squat1.mp4", "x", split="training"),
-    ]
-    write_json(root / "train.json", records)
-    return root
+    return llava_release(tmp_path_factory.mktemp("llava"))
 
 
 def test_seed_002_answers_become_aqa_samples(llava):
@@ -126,13 +75,13 @@ def test_malformed_json_names_the_position(tmp_path):
 
 def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     imported = tmp_path / "imported"
-    result = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", imported)
+    result = run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", imported)
     assert result.exit_code == 0, result.output
     assert len(read_samples(imported / "samples.parquet")) == 7 and len(rejects(imported)) == 11
     # the summary: counts, the table of samples per split and label, and each refused record with its reason
     assert "import llava: 7 samples, 11 refused" in result.output
     assert "negative time" in " ".join(result.output.split())
-    strict = run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", tmp_path / "strict",
+    strict = run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", tmp_path / "strict",
                       "--strict")
     assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 11
     run = json.loads((imported / "run.json").read_text())
@@ -169,7 +118,7 @@ def test_round_trip_import_build_export_keeps_the_text(llava, tmp_path):
     assert (out.parent / "train.run.json").is_file()
     # a temporal aqa build refuses the clip whose errors have no times, and only that one
     aqa = tmp_path / "aqa"
-    assert run_prep("import", "llava", "--json", llava / "train.json", "--root", llava, "--out", aqa, "--task", "aqa",
+    assert run_prep("import", "llava", "--annotations", llava / "train.json", "--data-root", llava, "--out", aqa, "--task", "aqa",
                     "--no-hash-media").exit_code == 0
     result = run_prep("build", "--samples", aqa / "samples.parquet", "--data-root", llava, "--out", tmp_path / "t",
                       "--task", "aqa", "--variant", "temporal", "--frames", "2")
@@ -189,9 +138,9 @@ def test_a_frames_folder_imports_and_builds_as_a_video(tmp_path):
         Image.fromarray(frame).save(folder / f"{k + 1}.jpg", quality=95)
     (folder / "fps.txt").write_text("5\n")
     answer = "The subject is performing a Squat. He performs it correctly, without any subtle errors."
-    write_json(tmp_path / "train.json", [_record("f1", "clips/squat_frames", answer)])
+    write_json(tmp_path / "train.json", [llava_record("f1", "clips/squat_frames", answer)])
     out = tmp_path / "imported"
-    assert run_prep("import", "llava", "--json", tmp_path / "train.json", "--root", tmp_path, "--out", out).exit_code == 0
+    assert run_prep("import", "llava", "--annotations", tmp_path / "train.json", "--data-root", tmp_path, "--out", out).exit_code == 0
     (sample,) = read_samples(out / "samples.parquet")
     assert sample.media == "clips/squat_frames" and sample.media_kind == "video"
     assert (sample.duration_s, sample.fps, sample.task) == (2.0, 5.0, "aqa")

@@ -2,49 +2,17 @@ import json
 from collections import Counter
 
 import pytest
-from import_helpers import clip, cut_clip, garbage, rejects, run_prep, write_json
+from import_helpers import rejects, run_prep, write_json
+from release_fixtures import QVED_FEEDBACK as FEEDBACK
+from release_fixtures import qved_release
 
 from videotune.core.io import InputError, read_samples
 from videotune.prep.importers.qved import QvedOptions, exercise_key, import_qved
 
-FEEDBACK = "Squats - knees cave in during the descent; push the knees out over the toes"
-
 
 @pytest.fixture(scope="module")
 def qved(tmp_path_factory):
-    """A QVED folder: ground_truth.json, a manifest, clips of 2 subjects x 5 reps plus bad records."""
-    root = tmp_path_factory.mktemp("qved")
-    records = []
-    for subject in range(1, 6):
-        for rep in range(1, 3):
-            path = f"squats/subj{subject}_rep{rep}.mp4"
-            clip(root / path, seconds=1.0)
-            records.append({"video_path": path, "labels_descriptive": FEEDBACK, "labels": ["knees_cave_in"]})
-    clip(root / "step-ups/su1.mp4", seconds=1.0)
-    records.append({"video_path": "step-ups/su1.mp4", "labels_descriptive": "Step-ups - leaning forward; stay upright",
-                    "labels": []})
-    clip(root / "lunges/l1.mp4", seconds=1.0)
-    records.append({"video_path": "lunges/l1.mp4", "labels_descriptive": "Lunges - short stride; step further",
-                    "labels": []})
-    clip(root / "other/found_by_manifest.mp4", seconds=1.0)  # the record names the file only
-    records.append({"video_path": "found_by_manifest.mp4", "labels_descriptive": "no exercise prefix here", "labels": []})
-    records += [
-        {"video_path": "squats/missing.mp4", "labels_descriptive": FEEDBACK, "labels": []},
-        {"video_path": "squats/subj1_rep1.mp4", "labels_descriptive": FEEDBACK, "labels": []},  # duplicate
-        {"video_path": "squats/nolabel.mp4", "labels": []},
-        {"video_path": "../outside.mp4", "labels_descriptive": FEEDBACK, "labels": []},
-        {"video_path": "squats/cut.mp4", "labels_descriptive": FEEDBACK, "labels": []},
-        {"video_path": "squats/garbage.mp4", "labels_descriptive": FEEDBACK, "labels": []},
-        {"video_path": "squats/badlabels.mp4", "labels_descriptive": FEEDBACK, "labels": "knees"},
-    ]
-    clip(root / "squats/nolabel.mp4", seconds=1.0)
-    clip(root / "squats/badlabels.mp4", seconds=1.0)
-    clip(root.parent / "outside.mp4", seconds=1.0)
-    cut_clip(root / "squats/cut.mp4")
-    garbage(root / "squats/garbage.mp4")
-    write_json(root / "ground_truth.json", records)
-    write_json(root / "manifest.json", {"other/found_by_manifest.mp4": "Jumping jacks"})
-    return root
+    return qved_release(tmp_path_factory.mktemp("qved"))
 
 
 def test_exercise_label_and_feedback_text(qved):
@@ -107,13 +75,13 @@ def test_malformed_ground_truth_names_the_position(tmp_path):
 
 def test_cli(qved, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "qved", "--root", qved, "--out", out, "--exercises", "squats,step-ups,jumping_jacks",
+    result = run_prep("import", "qved", "--data-root", qved, "--out", out, "--exercises", "squats,step-ups,jumping_jacks",
                       "--seed", "1")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
     assert len(samples) == 12 and all(s.split for s in samples)
     assert len(rejects(out)) == 8
-    strict = run_prep("import", "qved", "--root", qved, "--out", tmp_path / "strict", "--exercises",
+    strict = run_prep("import", "qved", "--data-root", qved, "--out", tmp_path / "strict", "--exercises",
                       "squats,step-ups,jumping_jacks", "--seed", "1", "--strict")
     assert strict.exit_code == 2 and len(rejects(tmp_path / "strict")) == 8
     run = json.loads((out / "run.json").read_text())

@@ -1,7 +1,8 @@
 import json
 
 import pytest
-from import_helpers import cut_image, image, rejects, run_prep, write_json
+from import_helpers import image, rejects, run_prep, write_json
+from release_fixtures import vqa_release
 
 from videotune.core.io import InputError, read_jsonl, read_samples
 from videotune.core.schemas import Example
@@ -12,32 +13,7 @@ STAGES = ["initial", "findings", "context"]
 
 @pytest.fixture(scope="module")
 def clinic(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clinic")
-    image(root / "images" / "a.png")
-    image(root / "images" / "b.png", value=20)
-    cut_image(root / "images" / "cut.png")
-    (root / "images" / "text.png").write_text("not an image")
-    image(root.parent / "outside.png")
-    records = [
-        {"image": "images/a.png", "question": "Is there a lesion?", "answer": "yes", "stage": "initial", "split": "train"},
-        {"image": "images/a.png", "question": "How many lesions?", "answer": 2, "stage": "findings"},
-        {"image": "images/a.png", "question": "Is it urgent?", "answer": True, "stage": "context"},
-        {"id": "b-q1", "image": "images/b.png", "question": "Is there a lesion?", "answer": "no", "stage": "initial",
-         "group": "patient7", "source": "ward 3"},
-        # bad records
-        {"image": "images/missing.png", "question": "q", "answer": "a", "stage": "initial"},
-        {"image": "images/cut.png", "question": "q", "answer": "a", "stage": "initial"},
-        {"image": "images/text.png", "question": "q", "answer": "a", "stage": "initial"},
-        {"image": "images/b.png", "question": "q", "answer": "a", "stage": "diagnosis"},
-        {"image": "images/b.png", "question": "q", "stage": "initial"},
-        {"id": "b-q1", "image": "images/b.png", "question": "q", "answer": "a", "stage": "initial"},
-        {"image": str(root.parent / "outside.png"), "question": "q", "answer": "a", "stage": "initial"},
-        {"image": "images/../../outside.png", "question": "q", "answer": "a", "stage": "initial"},
-        "not a record",
-    ]
-    write_json(root / "vqa.json", records)
-    (root / "vqa.jsonl").write_text("\n".join(json.dumps(r) for r in records[:4]) + "\n")
-    return root
+    return vqa_release(tmp_path_factory.mktemp("clinic"))
 
 
 def test_records_become_image_samples(clinic):
@@ -74,7 +50,7 @@ def test_malformed_jsonl_names_the_line(tmp_path):
 
 def test_cli_import_then_build(clinic, tmp_path):
     out = tmp_path / "out"
-    result = run_prep("import", "vqa", "--json", clinic / "vqa.json", "--root", clinic, "--out", out,
+    result = run_prep("import", "vqa", "--annotations", clinic / "vqa.json", "--data-root", clinic, "--out", out,
                       "--stages", ",".join(STAGES), "--dataset", "clinic")
     assert result.exit_code == 0, result.output
     samples = read_samples(out / "samples.parquet")
@@ -82,7 +58,7 @@ def test_cli_import_then_build(clinic, tmp_path):
     assert len(rejects(out)) == 9
     run = json.loads((out / "run.json").read_text())
     assert run["inputs"]["media"]["n_files"] == 2 and run["config"]["stages"] == STAGES
-    strict = run_prep("import", "vqa", "--json", clinic / "vqa.json", "--root", clinic, "--out", tmp_path / "s", "--strict")
+    strict = run_prep("import", "vqa", "--annotations", clinic / "vqa.json", "--data-root", clinic, "--out", tmp_path / "s", "--strict")
     assert strict.exit_code == 2
     built = run_prep("build", "--samples", out / "samples.parquet", "--data-root", clinic, "--out", tmp_path / "b",
                      "--task", "passthrough")

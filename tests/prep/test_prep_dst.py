@@ -101,7 +101,7 @@ def test_bad_records_are_refused_with_the_reason(shelf, tmp_path):
     (inputs / "b.json").write_text('[{"video_uid": "v",\n  "dst": [}]')
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([str(BIN / "vt-prep"), "dst", "--input", str(inputs), "--data-root", str(shelf),
+    result = subprocess.run([str(BIN / "vt-prep"), "dst", "--annotations", str(inputs), "--data-root", str(shelf),
                              "--out", str(out), "--ratios", "1,0,0"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
@@ -116,10 +116,10 @@ def test_bad_records_are_refused_with_the_reason(shelf, tmp_path):
     kept = read_jsonl(out / "stream" / "train.jsonl", StreamExample)
     assert [e.id for e in kept] == ["assembly_shelf_x#0", "assembly_shelf_x#1"]
     assert kept[0].frames == kept[1].frames
-    strict = subprocess.run([str(BIN / "vt-prep"), "dst", "--input", str(inputs), "--data-root", str(shelf),
+    strict = subprocess.run([str(BIN / "vt-prep"), "dst", "--annotations", str(inputs), "--data-root", str(shelf),
                              "--out", str(tmp_path / "strict"), "--strict"], capture_output=True, text=True, env=env)
     assert strict.returncode == 2 and "refused" in strict.stderr
-    missing = subprocess.run([str(BIN / "vt-prep"), "dst", "--input", str(inputs / "b.json"), "--out",
+    missing = subprocess.run([str(BIN / "vt-prep"), "dst", "--annotations", str(inputs / "b.json"), "--out",
                               str(tmp_path / "none")], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "line 2, column 11" in " ".join(missing.stderr.split())
 

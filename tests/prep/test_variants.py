@@ -93,7 +93,7 @@ def test_resize_modes():
 
 def test_frames_command_writes_each_variant(gym_raw, gym_examples, tmp_path):
     out = tmp_path / "frames"
-    args = ["frames", "--examples", gym_examples, "--data-root", gym_raw, "--counts", "2,16", "--fps-ratios", "1,0.5",
+    args = ["frames", "--examples", gym_examples, "--data-root", gym_raw, "--frame-counts", "2,16", "--fps-ratios", "1,0.5",
             "--fps-count", "4"]
     result = vt_prep(*args, "--out", out)
     vt_prep(*args, "--out", tmp_path / "again")

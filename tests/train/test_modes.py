@@ -131,7 +131,7 @@ def test_qlora_and_auto_batch_size_are_refused_on_a_cpu(tiny_model, tmp_path):
         pytest.skip("the refusal is for machines without CUDA")
     result = _cli("params", "--model", str(tiny_model), "--mode", "qlora")
     assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr
-    result = _cli("sft", "--model", str(tiny_model), "--train", str(tmp_path / "t.jsonl"), "--data-root", str(tmp_path),
+    result = _cli("sft", "--model", str(tiny_model), "--train-examples", str(tmp_path / "t.jsonl"), "--data-root", str(tmp_path),
                   "--out", str(tmp_path / "o"), "--auto-batch-size", "0.9")
     assert result.returncode == 2 and "--auto-batch-size" in result.stderr and "CUDA" in result.stderr
 
@@ -248,7 +248,7 @@ def test_last_complete_checkpoint_ignores_torn_ones(tmp_path):
 
 def test_sampler_needs_class_weights(tmp_path):
     with pytest.raises(ValueError, match="--weighted-sampler needs --class-weights"):
-        SftConfig(model="m", train=tmp_path / "t", data_root=tmp_path, out=tmp_path, weighted_sampler=True)
+        SftConfig(model="m", train_examples=tmp_path / "t", data_root=tmp_path, out=tmp_path, weighted_sampler=True)
 
 
 # ---------------------------------------------------------------- --auto-batch-size search

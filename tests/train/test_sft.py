@@ -29,7 +29,7 @@ def setup(gym_raw, tmp_path_factory):
 def _train(setup, name, **overrides):
     work, root = setup
     values = {"max_steps": 3, "batch_size": 4, "lr": 1e-2, "logging_steps": 1, **overrides}
-    config = SftConfig(model=str(work / "tiny"), train=work / "train.jsonl", val=work / "val.jsonl", data_root=root,
+    config = SftConfig(model=str(work / "tiny"), train_examples=work / "train.jsonl", val_examples=work / "val.jsonl", data_root=root,
                        out=work / name, **values)
     return run_sft(config), work / name
 
@@ -164,7 +164,7 @@ def test_a_missing_class_weight_is_exit_2_naming_the_file_and_example(setup, tmp
     path = tmp_path / "weights.json"
     path.write_text(json.dumps({"groups": {}, "examples": {}}))
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "vt-train"), "sft", "--model", str(work / "tiny"), "--train",
+        [str(Path(sys.executable).parent / "vt-train"), "sft", "--model", str(work / "tiny"), "--train-examples",
          str(work / "train.jsonl"), "--data-root", str(root), "--out", str(tmp_path / "out"),
          "--class-weights", str(path)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 2
@@ -194,7 +194,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(setup, tmp_path):
 
     def command(out, *extra):
         return [str(Path(sys.executable).parent / "vt-train"), "sft", "--model", str(work / "tiny"),
-                "--train", str(work / "train.jsonl"), "--val", str(work / "val.jsonl"), "--data-root", str(root),
+                "--train-examples", str(work / "train.jsonl"), "--val-examples", str(work / "val.jsonl"), "--data-root", str(root),
                 "--out", str(out), "--mode", "lora", "--lora-r", "4", "--lora-dropout", "0.2", "--epochs", "3",
                 "--batch-size", "2", "--lr", "1e-2", "--scheduler", "cosine", "--warmup-ratio", "0.2",
                 "--save-every-steps", "2", "--logging-steps", "1", "--seed", "5", *extra]
@@ -240,7 +240,7 @@ def test_gradient_checkpointing_is_opt_in_and_trains_lora(setup):
     from videotune.train.sft import trainer_args
 
     work, root = setup
-    config = SftConfig(model=str(work / "tiny"), train=work / "train.jsonl", data_root=root, out=work / "gc")
+    config = SftConfig(model=str(work / "tiny"), train_examples=work / "train.jsonl", data_root=root, out=work / "gc")
     assert trainer_args(config, 4, 8, False).activation_checkpointing is False  # TRL's default is on
     summary, out = _train(setup, "lora-gc", mode="lora", lora_r=2, max_steps=2, gradient_checkpointing=True)
     before, after = _state(work / "tiny"), _state(out / "model")

@@ -32,7 +32,7 @@ def stream_data(tmp_path_factory):
     """Three synthetic assembly videos as stream examples, and a tiny model whose tokenizer knows their text."""
     root = tmp_path_factory.mktemp("dst")
     for cmd in (["vt-prep", "synth", "assembly", "--out", str(root / "raw"), "--n-videos", "3", "--seed", "2"],
-                ["vt-prep", "dst", "--input", str(root / "raw" / "annotations.json"), "--out", str(root),
+                ["vt-prep", "dst", "--annotations", str(root / "raw" / "annotations.json"), "--out", str(root),
                  "--ratios", "1,1,1"]):
         subprocess.run([str(BIN / cmd[0]), *cmd[1:]], check=True, capture_output=True, env=ENV)
     texts = corpus_texts(root / "stream" / "train.jsonl")
@@ -141,8 +141,8 @@ def test_heads_round_trip(tmp_path):
 def test_cli_trains_heads_and_logs_four_losses(stream_data, tmp_path):
     out = tmp_path / "train"
     result = subprocess.run(
-        [str(BIN / "vt-train"), "dst", "--model", str(stream_data / "tiny"), "--train",
-         str(stream_data / "stream" / "train.jsonl"), "--val", str(stream_data / "stream" / "val.jsonl"),
+        [str(BIN / "vt-train"), "dst", "--model", str(stream_data / "tiny"), "--train-examples",
+         str(stream_data / "stream" / "train.jsonl"), "--val-examples", str(stream_data / "stream" / "val.jsonl"),
          "--data-root", str(stream_data / "raw"), "--out", str(out), "--max-steps", "3", "--batch-size", "1",
          "--logging-steps", "1", "--max-frames", "24", "--negative-keep", "0.5"],
         capture_output=True, text=True, env=ENV)
@@ -171,7 +171,7 @@ def test_cli_trains_heads_and_logs_four_losses(stream_data, tmp_path):
 def test_lora_mode_trains(stream_data, tmp_path):
     out = tmp_path / "lora"
     result = subprocess.run(
-        [str(BIN / "vt-train"), "dst", "--model", str(stream_data / "tiny"), "--train",
+        [str(BIN / "vt-train"), "dst", "--model", str(stream_data / "tiny"), "--train-examples",
          str(stream_data / "stream" / "train.jsonl"), "--data-root", str(stream_data / "raw"), "--out", str(out),
          "--max-steps", "1", "--batch-size", "1", "--mode", "lora", "--max-frames", "16"],
         capture_output=True, text=True, env=ENV)

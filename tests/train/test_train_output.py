@@ -27,7 +27,7 @@ def test_sft_shows_progress_with_the_loss_and_no_library_noise(gym_examples, gym
     write_jsonl(tmp_path / "val.jsonl", examples[8:12])
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "VT_VERBOSE_LIBRARIES")}
     result = subprocess.run(
-        [VT_TRAIN, "sft", "--model", str(tiny_model), "--train", str(tmp_path / "train.jsonl"), "--val",
+        [VT_TRAIN, "sft", "--model", str(tiny_model), "--train-examples", str(tmp_path / "train.jsonl"), "--val-examples",
          str(tmp_path / "val.jsonl"), "--data-root", str(gym_raw), "--out", str(tmp_path / "out"), "--epochs", "3",
          "--batch-size", "4", "--logging-steps", "1", "--save-total-limit", "1"],
         capture_output=True, text=True, env={**env, "OMP_NUM_THREADS": "1"}, timeout=600,

@@ -116,7 +116,7 @@ class CompareConfig(CommandConfig):
     Writes OUT/comparison.{csv,md,tex}, OUT/omnibus.{csv,md,tex} (3+ models), OUT/comparison.json and OUT/run.json.
     """
 
-    scores: list[Path] = Field(description="per_example.jsonl files written by `vt-analyze metrics`, one per model")
+    per_example: list[Path] = Field(description="per_example.jsonl files written by `vt-analyze metrics`, one per model")
     labels: list[str] | None = Field(None, description="a label per file (default: the model names in the files)")
     metrics: list[str] | None = Field(None, description="metrics to compare (default: every one all files have)")
     out: Path = Field(description="output folder (created if missing)")
@@ -129,10 +129,10 @@ def run_compare(config: CompareConfig) -> None:
     from videotune.analyze.compare import PAIRWISE_COLUMNS, compare_models, omnibus_columns, read_per_example
     from videotune.analyze.tables import write_table
 
-    if config.labels is not None and len(config.labels) != len(config.scores):
-        raise InputError(f"--labels has {len(config.labels)} names for {len(config.scores)} --scores files")
+    if config.labels is not None and len(config.labels) != len(config.per_example):
+        raise InputError(f"--labels has {len(config.labels)} names for {len(config.per_example)} --per-example files")
     manifest = RunManifest("analyze", "compare", config.model_dump(mode="json"), config.out, seed=config.seed)
-    models = [read_per_example(path, config.labels[i] if config.labels else None) for i, path in enumerate(config.scores)]
+    models = [read_per_example(path, config.labels[i] if config.labels else None) for i, path in enumerate(config.per_example)]
     result = compare_models(models, config.metrics, n_bootstrap=config.n_bootstrap, seed=config.seed, alpha=config.alpha)
     write_table(config.out, "comparison", PAIRWISE_COLUMNS, result["pairwise"],
                 caption="Pairwise comparisons (diff = B - A; paired bootstrap 95% CI; Holm-adjusted p)")
@@ -142,7 +142,7 @@ def run_compare(config: CompareConfig) -> None:
                     caption="Across all models (Holm-adjusted per test over metrics)")
         outputs["omnibus"] = "omnibus.md"
     write_json(config.out / "comparison.json", result)
-    for i, path in enumerate(config.scores):
+    for i, path in enumerate(config.per_example):
         manifest.add_input(path, f"scores_{i}")
     manifest.write(outputs=outputs)
 
@@ -176,7 +176,8 @@ class PlotConfig(CommandConfig):
     """
 
     kind: PlotKind = Field(description="which plot (confusion and pr_curve read a metrics.json)")
-    data: list[Path] = Field(description="input tables (CSV, JSON records, JSONL; training history JSON for learning_curves)")
+    tables: list[Path] = Field(description="input tables (CSV, JSON records, JSONL; a loss_history.json for learning_curves; "
+                               "one metrics.json for confusion and pr_curve)")
     out: Path = Field(description="output folder (created if missing)")
     stem: str | None = Field(None, description="file name without extension (default: the kind)")
     title: str | None = Field(None, description="plot title (default: one per kind)")
@@ -188,14 +189,14 @@ def run_plot(config: PlotConfig) -> None:
     manifest = RunManifest("analyze", "plot", config.model_dump(mode="json"), config.out)
     stem = config.stem or config.kind
     if config.kind in FROM_METRICS:
-        if len(config.data) != 1:
+        if len(config.tables) != 1:
             raise InputError(f"plot {config.kind}: give one metrics.json")
-        data = load_metrics(config.data[0]).per_class
+        data = load_metrics(config.tables[0]).per_class
     else:
-        data = load_table(config.data)
+        data = load_table(config.tables)
     written = PLOTTERS[config.kind](data, config.out, stem, config.title)
-    for i, path in enumerate(config.data):
-        manifest.add_input(path, f"data_{i}")
+    for i, path in enumerate(config.tables):
+        manifest.add_input(path, f"table_{i}")
     manifest.write(outputs={"plots": [p.name for p in written]})
     for path in written:
         console.print(f"wrote {path}")
@@ -213,8 +214,8 @@ class ReportConfig(CommandConfig):
     """
 
     metrics: Path | None = Field(None, description="metrics.json written by `vt-analyze metrics` (for REPORT.md)")
-    history: Path | None = Field(
-        None, description='training history JSON {"train": [{step, epoch, loss}], "val": [...]} for the loss curve'
+    loss_history: Path | None = Field(
+        None, description='loss_history.json written by vt-train {"train": [{step, epoch, loss}], "val": [...]} for the loss curve'
     )
     results: Path | None = Field(None, description="folder RESULTS/<experiment>/<run>/metrics.json (for RESULTS_SUMMARY.md)")
     costs: Path | None = Field(None, description="CSV experiment,run,gpu_hours: adds GPU-hours per accuracy point")
@@ -237,13 +238,13 @@ def run_report(config: ReportConfig) -> None:
     outputs = {}
     if config.metrics is not None:
         metrics = load_metrics(config.metrics)
-        history = load_history(config.history) if config.history is not None else None
+        history = load_history(config.loss_history) if config.loss_history is not None else None
         beside = config.metrics.parent / "run.json"
         scored_by = read_json(beside) if beside.is_file() else None
         target = write_report(metrics, history, config.out, config.title, provenance(metrics, config.metrics, scored_by))
         manifest.add_input(config.metrics, "metrics")
-        if config.history is not None:
-            manifest.add_input(config.history, "history")
+        if config.loss_history is not None:
+            manifest.add_input(config.loss_history, "loss_history")
         outputs["report"] = target.name
         console.print(f"wrote {target}")
     if config.results is not None:
@@ -271,22 +272,23 @@ def run_report(config: ReportConfig) -> None:
 
 add_command(
     app, "metrics", MetricsConfig, run_metrics,
-    example="vt-analyze metrics --predictions runs/demo/infer/predictions.jsonl --task aqa --out runs/demo/analyze",
-)
+    example="vt-analyze metrics --predictions results/demo/infer/predictions.jsonl --task aqa --out results/demo/analyze")
 add_command(
     app, "compare", CompareConfig, run_compare,
-    example="vt-analyze compare --scores runs/a/analyze/per_example.jsonl,runs/b/analyze/per_example.jsonl "
-    "--labels lora_r8,lora_r64 --out runs/compare",
-)
+    example=[
+        "vt-infer generate --model results/int8-dynamic/model --examples data/gym/split/examples/test.jsonl "
+        "--data-root data/gym/raw --out results/int8-dynamic/infer",
+        "vt-analyze metrics --predictions results/int8-dynamic/infer/predictions.jsonl --task aqa "
+        "--out results/int8-dynamic/analyze",
+        "vt-analyze compare --per-example results/demo/analyze/per_example.jsonl,results/int8-dynamic/analyze/per_example.jsonl "
+        "--labels fp32,int8-dynamic --out results/compare"])
 add_command(
     app, "plot", PlotConfig, run_plot,
-    example="vt-analyze plot --kind pareto --data results/rq3_1_3/profile.csv --out results/rq3_1_3/plots",
-)
+    example="vt-analyze plot --kind learning_curves --tables results/demo/train/loss_history.json --out results/demo/plots")
 add_command(
     app, "report", ReportConfig, run_report,
-    example="vt-analyze report --metrics runs/demo/analyze/metrics.json --history runs/demo/train/history.json "
-    "--out runs/demo/report --title 'Demo'   |   vt-analyze report --results results --out results/summary",
-)
+    example="vt-analyze report --metrics results/demo/analyze/metrics.json --loss-history results/demo/train/loss_history.json "
+    "--out results/demo --title 'videotune demo'")
 
 
 # --------------------------------------------------------------------------- collect
@@ -319,8 +321,7 @@ def run_collect(config: CollectConfig) -> None:
 
 add_command(
     app, "collect", CollectConfig, run_collect,
-    example="vt-analyze collect --plan experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml --out results/rq1_3_3/tiny-smolvlm2",
-)
+    example="vt-analyze collect --plan experiments/runs/rq1_3_3/tiny-smolvlm2/collect.yaml --out results/rq1_3_3/tiny-smolvlm2")
 
 
 # vt-analyze headroom (RQ3.2.1): its own module, registered in this one block.
@@ -328,9 +329,8 @@ from videotune.analyze.headroom import HeadroomConfig, run_headroom  # noqa: E40
 
 add_command(
     app, "headroom", HeadroomConfig, run_headroom,
-    example="vt-analyze headroom --metrics fp32=results/fp32/metrics.json,int8=results/int8/metrics.json "
-    "--thresholds experiments/thresholds.yaml --out results/headroom",
-)
+    example="vt-analyze headroom --metrics fp32=results/demo/analyze/metrics.json,int8=results/int8-dynamic/analyze/metrics.json "
+    "--thresholds experiments/thresholds.yaml --out results/headroom")
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ def generate_command(config: GenerateConfig) -> None:
 
 
 add_command(app, "generate", GenerateConfig, generate_command, example=(
-    "vt-infer generate --model results/demo/train/model --examples data/gym/examples/test.jsonl "
-    "--data-root data/gym --out results/demo/infer"))
+    "vt-infer generate --model results/demo/train/model --examples data/gym/split/examples/test.jsonl "
+    "--data-root data/gym/raw --out results/demo/infer"))
 
 
 def profile_command(config: ProfileConfig) -> None:
@@ -44,8 +44,9 @@ def profile_command(config: ProfileConfig) -> None:
 
 
 add_command(app, "profile", ProfileConfig, profile_command, example=(
-    "vt-infer profile --model results/quantize/int8-dynamic/model --examples data/gym/split/examples/test.jsonl "
-    "--data-root data/gym/raw --out results/profile/int8-dynamic --batch-sizes 1,2,4,8,16 --resolutions 32,64 --frames 4,8"))
+    "vt-infer profile --model results/int8-dynamic/model --examples data/gym/split/examples/test.jsonl "
+    "--data-root data/gym/raw --out results/int8-dynamic/profile --n-samples 4 --warmup 1 --batch-sizes 1,2 "
+    "--resolutions 32,64 --frame-counts 4,8"))
 
 
 # --------------------------------------------------------------------------- streaming DST (issue 8)

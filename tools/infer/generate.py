@@ -41,10 +41,11 @@ class GenerateConfig(CommandConfig):
                                 "[default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC)
     limit: int | None = Field(None, ge=1, description="answer only the first N examples")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
     seed: int = Field(0, description="seed (greedy decoding is deterministic; kept for the manifest)")
 
@@ -61,7 +62,7 @@ def _batches(examples: list[Example], size: int) -> list[list[Example]]:
 
 # Settings that shape the predictions: a rerun into an --out that holds predictions made with
 # other values would leave a file mixing two runs.
-SHAPING_SETTINGS = ("model", "max_new_tokens", "frames", "letterbox", "dtype")
+SHAPING_SETTINGS = ("model", "max_new_tokens", "frames", "letterbox", "video_max_pixels", "dtype")
 
 
 def _id_of(line: str) -> object:
@@ -105,6 +106,8 @@ def check_resume(config: GenerateConfig) -> None:
 def check_inputs(config: GenerateConfig) -> None:
     """Every record and clip (or image) of the examples, and the predictions to resume, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
+    if config.video_max_pixels is not None:
+        models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     examples, rejects = check_examples(config.examples, config.data_root, config.frames, config.limit)
     refuse(rejects, config.out, len(examples) + len(rejects))
     check_resume(config)
@@ -124,7 +127,7 @@ def run_generate(config: GenerateConfig) -> dict:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
     model.eval()
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
     model_name = config.model
     stop_ids = models.stop_token_ids(processor.tokenizer, ref.family)
@@ -162,7 +165,7 @@ def run_generate(config: GenerateConfig) -> dict:
                 else:
                     inputs = models.encode_batch(
                         processor, ref.family, prompts, [v.frames for v in media], [v.timestamps_s for v in media],
-                        [v.duration_s for v in media], padding_side="left",
+                        [v.duration_s for v in media], padding_side="left", video_max_pixels=config.video_max_pixels,
                     )
                 answers = models.generate(model, processor.tokenizer, inputs, max_new_tokens=config.max_new_tokens,
                                           stop_ids=stop_ids, logprobs=True)

@@ -1,6 +1,6 @@
 """Latency, throughput and memory of a model over examples: breakdown, batch scaling, resolution sweep.
 
-For every (frame size, frame count, batch size) in the full factorial of --resolutions x --frames x
+For every (frame size, frame count, batch size) in the full factorial of --resolutions x --frame-counts x
 --batch-sizes: `warmup` batches unrecorded, then ceil(N / batch size) recorded batches, each split
 into preprocess (video decode + processor + copy to the device), prefill (until the first token's
 logits) and decode (the remaining tokens). Statistics are over recorded batches; per-sample latency
@@ -77,16 +77,18 @@ class ProfileConfig(CommandConfig):
     warmup: int = Field(3, ge=0, description="unrecorded warm-up batches per configuration")
     batch_sizes: list[int] = Field([1], description="batch sizes to scale through, ascending; stops at the first out-of-memory")
     resolutions: list[int] | None = Field(None, description="frame sides in px [default: the processor's]")
-    frames: list[int] | None = Field(
-        None, description="frames per clip; prompts are restated for them [default: as built into the examples]")
+    frame_counts: list[int] | None = Field(
+        None, description="frames per clip, one run per count; prompts are restated for them [default: as built into the examples]")
     max_new_tokens: int = Field(32, ge=1, description="tokens generated per sample")
     fixed_length: bool = Field(True, description="generate exactly --max-new-tokens (end-of-turn ignored) so runs compare")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="compute dtype (auto: as stored in the checkpoint, e.g. bf16 for vt-quantize --method bf16)")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
     frame_cache: bool = Field(False, description="read frames from the decoded-frame cache (then preprocess excludes video decoding)")
-    cache_dir: Path | None = Field(
+    frame_cache_dir: Path | None = Field(
         None, description="decoded-frame cache for --frame-cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC + "; each configuration's "
+                                         "tokens_per_frame is then the first example's under the budget")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
     seed: int = Field(0, description="seed (greedy decoding is deterministic; kept for the manifest)")
 
@@ -278,6 +280,7 @@ class Runner:
     fixed_length: bool
     cache: FrameCache | None
     stop_ids: list[int]
+    video_max_pixels: int | None = None  # per-clip pixel budget (models.encode_batch)
 
     def frames_of(self, example: Example, spec: SamplingSpec) -> SampledFrames:
         path = self.data_root / example.media
@@ -292,6 +295,7 @@ class Runner:
             inputs = models.encode_batch(
                 self.processor, self.family, prompts, [v.frames for v in videos],
                 [v.timestamps_s for v in videos], [v.duration_s for v in videos], padding_side="left",
+                video_max_pixels=self.video_max_pixels,
             )
             answers = models.generate(
                 self.model, self.processor.tokenizer, inputs, max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
@@ -467,7 +471,7 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
 
     if sorted(set(config.batch_sizes)) != list(config.batch_sizes) or min(config.batch_sizes) < 1:
         raise InputError(f"--batch-sizes {config.batch_sizes}: give distinct positive sizes in ascending order")
-    for name, values in (("resolutions", config.resolutions), ("frames", config.frames)):
+    for name, values in (("resolutions", config.resolutions), ("frame-counts", config.frame_counts)):
         if values is not None and (not values or min(values) < 1):
             raise InputError(f"--{name} {values}: give positive integers")
     seed_everything(config.seed)
@@ -478,9 +482,10 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     if not examples:
         raise InputError(f"{config.examples}: no examples")
     check_media_paths(config.examples, config.data_root)
-    for frames in config.frames or []:
+    for frames in config.frame_counts or []:
         check_frames_restatable(examples, frames, config.examples)
     ref = models.resolve(config.model)
+    ref.family.check_video_max_pixels(config.video_max_pixels)
     if ref.is_local:
         manifest.add_input(ref.source, name="model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code, device=device)
@@ -488,12 +493,12 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
     runner = Runner(
         model=model, processor=processor, family=ref.family, device=device, data_root=config.data_root,
         max_new_tokens=config.max_new_tokens, fixed_length=config.fixed_length,
-        cache=FrameCache(config.cache_dir or default_cache_dir()) if config.frame_cache else None,
-        stop_ids=models.stop_token_ids(processor.tokenizer, ref.family),
+        cache=FrameCache(config.frame_cache_dir or default_cache_dir()) if config.frame_cache else None,
+        stop_ids=models.stop_token_ids(processor.tokenizer, ref.family), video_max_pixels=config.video_max_pixels,
     )
     input_dtype = _input_dtype(model)
     resolutions = config.resolutions or [ref.family.frame_size(processor)]
-    frame_counts = config.frames or [examples[0].frames.n if examples[0].frames else 1]
+    frame_counts = config.frame_counts or [examples[0].frames.n if examples[0].frames else 1]
     grid = list(itertools.product(resolutions, frame_counts))
     per_config = config.warmup + math.ceil(config.n_samples / min(config.batch_sizes))
     results: list[ConfigResult] = []
@@ -504,6 +509,10 @@ def run_profile(config: ProfileConfig) -> ProfileReport:
         for resolution, frames in grid:
             tokens_per_frame = ref.family.set_frame_size(processor, model.config, resolution)
             spec = SamplingSpec(n_frames=frames, size=resolution)
+            if config.video_max_pixels is not None:
+                first = runner.frames_of(examples[0], spec).frames
+                tokens_per_frame = ref.family.budget_frame(processor, first.shape[1], first.shape[2], len(first),
+                                                           config.video_max_pixels)[2]
 
             def make_runner(batch_size: int, spec: SamplingSpec = spec) -> Callable[[Sequence[Example]], BatchTiming]:
                 return lambda batch: runner.run(batch, spec)

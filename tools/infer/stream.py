@@ -6,8 +6,8 @@ DST-update head fires the update is generated (greedy, until the end-of-turn tok
 appended, then, when the speak head fires, the response. The next frame sees both in the cache.
 The token layout is core.stream's, exactly as vt-train dst trained it.
 
-Caches (`--cache`):
-- `static` (default): transformers' StaticCache, pre-allocated to `--max-cache-tokens`. Every
+KV caches (`--kv-cache`):
+- `static` (default): transformers' StaticCache, pre-allocated to `--max-kv-cache-tokens`. Every
   step attends over the whole pre-allocated length (masked), so the per-frame cost stays flat
   as the stream grows.
 - `dynamic`: transformers' DynamicCache, which grows by concatenation (the cost grows with it).
@@ -62,8 +62,8 @@ class StreamConfig(CommandConfig):
     examples: Path = Field(description="stream examples JSONL (vt-prep dst's stream/test.jsonl)")
     data_root: Path = Field(description="folder the examples' video paths are relative to")
     out: Path = Field(description="output folder: events/, events.jsonl, run.json")
-    cache: CacheKind = Field("static", description="static: pre-allocated KV cache; dynamic: growing; none: re-encode all")
-    max_cache_tokens: int | None = Field(
+    kv_cache: CacheKind = Field("static", description="static: pre-allocated KV cache; dynamic: growing; none: re-encode all")
+    max_kv_cache_tokens: int | None = Field(
         None, ge=64, description="KV cache size in tokens [default: the model's max positions, at most 4096]")
     keep_recent_tokens: int | None = Field(
         None, ge=0, description="recent context kept when the cache is full [default: half the cache]")
@@ -73,7 +73,7 @@ class StreamConfig(CommandConfig):
     limit: int | None = Field(None, ge=1, description="stream only the first N videos")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
     device: str = Field("auto", description="cpu, cuda, cuda:1 ... or auto")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     seed: int = Field(0, description="seed (greedy decoding is deterministic; kept for the manifest)")
 
 
@@ -225,7 +225,7 @@ class Streamer:
                     self._rebuild(s, system_ids)
                     rebuilt = True
                 if s.pos + len(chunk) + reserve > self.max_cache_tokens:
-                    raise InputError(f"--max-cache-tokens {self.max_cache_tokens} cannot hold the system prompt, one "
+                    raise InputError(f"--max-kv-cache-tokens {self.max_cache_tokens} cannot hold the system prompt, one "
                                      f"frame and two generations ({s.pos + len(chunk) + reserve} tokens)")
                 hidden = self._forward(s, chunk, pixels[index:index + 1])
                 speak_logit, update_logit = self.heads(hidden[None].float())
@@ -280,9 +280,9 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
     model.eval()
     heads = heads.to(device)
     max_positions = int(model.config.text_config.max_position_embeddings)
-    max_cache = config.max_cache_tokens or min(max_positions, 4096)
+    max_cache = config.max_kv_cache_tokens or min(max_positions, 4096)
     streamer = Streamer(
-        model, processor, heads, cache=config.cache, max_cache_tokens=max_cache,
+        model, processor, heads, cache=config.kv_cache, max_cache_tokens=max_cache,
         keep_recent_tokens=config.keep_recent_tokens, max_new_tokens=config.max_new_tokens,
         speak_threshold=heads_config.speak_threshold if config.speak_threshold is None else config.speak_threshold,
         dst_threshold=heads_config.dst_threshold if config.dst_threshold is None else config.dst_threshold,
@@ -292,7 +292,7 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
     if other_rate is not None:
         raise InputError(f"{config.examples}: example {other_rate.id!r} is sampled at {other_rate.fps} fps, the model "
                          f"was trained at {heads_config.fps} fps (vt-prep dst --fps)")
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
     events_dir = config.out / "events"
     done = 0
@@ -314,7 +314,7 @@ def run_stream(config: StreamConfig) -> dict[str, Any]:
     frame_s = np.array([e.frame_s for e in all_events])
     summary = {
         "n_videos": len(examples), "n_streamed_this_run": done, "n_frames": len(all_events),
-        "cache": config.cache, "max_cache_tokens": max_cache, "keep_recent_tokens": streamer.keep_recent_tokens,
+        "cache": config.kv_cache, "max_cache_tokens": max_cache, "keep_recent_tokens": streamer.keep_recent_tokens,
         "thresholds": {"speak": streamer.speak_threshold, "dst_update": streamer.dst_threshold},
         "frame_s_p50": float(np.median(frame_s)) if len(frame_s) else None,
         "n_speak": sum(e.speak for e in all_events), "n_dst_update": sum(e.dst_update for e in all_events),

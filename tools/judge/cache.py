@@ -31,7 +31,7 @@ def cache_key(judge: str, rubric_id: str, messages: list[dict[str, str]], sampli
 
 class AnswerCache:
     def __init__(self, root: str | Path | None):
-        # root None: caching off (--no-cache), every request goes to the judge.
+        # root None: caching off (--no-answer-cache), every request goes to the judge.
         self.root = Path(root) if root is not None else None
 
     def _path(self, key: str) -> Path:

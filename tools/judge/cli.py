@@ -61,8 +61,9 @@ class BackendOptions(CommandConfig):
                             description="times an invalid answer is re-asked before the item is recorded unparseable")
     max_tokens: int = Field(512, ge=16, description="answer length limit")
     seed: int = Field(0, description="sampling seed sent with every request (temperature is always 0)")
-    cache: bool = Field(True, description="reuse and store answers in the on-disk cache")
-    cache_dir: Path | None = Field(None, description="answer cache [default: $VT_CACHE_DIR/judge or ~/.cache/videotune/judge]")
+    answer_cache: bool = Field(True, description="reuse and store answers in the on-disk answer cache")
+    answer_cache_dir: Path | None = Field(
+        None, description="answer cache folder [default: $VT_CACHE_DIR/judge or ~/.cache/videotune/judge]")
     load_in_8bit: bool = Field(False, description="hf backend: load the model in 8-bit (bitsandbytes, CUDA only)")
     trust_remote_code: bool = Field(False, description="hf backend: allow the model's own code (opt-in)")
 
@@ -75,7 +76,7 @@ def _judge(config: BackendOptions):
         max_backoff_s=config.max_backoff_s, concurrency=config.concurrency, load_in_8bit=config.load_in_8bit,
         trust_remote_code=config.trust_remote_code,
     )
-    cache = AnswerCache((config.cache_dir or default_cache_dir()) if config.cache else None)
+    cache = AnswerCache((config.answer_cache_dir or default_cache_dir()) if config.answer_cache else None)
     return rubric, backend, Judge(backend, rubric, cache, max_reasks=config.max_reasks)
 
 
@@ -84,7 +85,7 @@ def _resolved(config: BackendOptions, backend) -> dict:
     resolved = config.model_dump(mode="json")
     resolved["model"] = backend.judge.split(":", 1)[1]
     resolved["rubric_id"] = load_rubric(config.rubric).id
-    resolved["cache_dir"] = str(config.cache_dir or default_cache_dir()) if config.cache else None
+    resolved["answer_cache_dir"] = str(config.answer_cache_dir or default_cache_dir()) if config.answer_cache else None
     if config.backend == "openai":
         resolved["base_url"] = backend.base_url
         resolved["response_format"] = backend.response_format
@@ -151,13 +152,13 @@ class PairwiseConfig(BackendOptions):
     (position bias). Writes OUT/pairwise.jsonl, OUT/summary.json and OUT/run.json; resumes.
     """
 
-    a: Path = Field(description="predictions.jsonl of model A")
-    b: Path = Field(description="predictions.jsonl of model B (same ids and references)")
+    predictions_a: Path = Field(description="predictions.jsonl of model A")
+    predictions_b: Path = Field(description="predictions.jsonl of model B (same ids and references)")
 
 
 def run_pairwise(config: PairwiseConfig) -> None:
     seed_everything(config.seed)
-    pairs, unmatched = make_pairs(read_jsonl(config.a, Prediction), read_jsonl(config.b, Prediction))
+    pairs, unmatched = make_pairs(read_jsonl(config.predictions_a, Prediction), read_jsonl(config.predictions_b, Prediction))
     rubric, backend, judge = _judge(config)
     manifest = RunManifest("judge", "pairwise", {}, config.out, seed=config.seed)
     try:
@@ -166,7 +167,7 @@ def run_pairwise(config: PairwiseConfig) -> None:
         backend.close()
     summary = summarize_pairs(rows, unmatched)
     write_json(config.out / "summary.json", summary)
-    _write_manifest(manifest, config, backend, {"a": config.a, "b": config.b, "rubric": rubric.source},
+    _write_manifest(manifest, config, backend, {"a": config.predictions_a, "b": config.predictions_b, "rubric": rubric.source},
                     {"pairwise": "pairwise.jsonl", "summary": "summary.json"})
     prefs = summary["preferences"]
     console.print(
@@ -185,7 +186,7 @@ class AgreementConfig(CommandConfig):
     """
 
     verdicts: Path = Field(description="verdicts.jsonl written by `vt-judge score`")
-    expert: Path = Field(description="ratings.jsonl written by `vt-judge review` ({id, scores {dimension: 1..5}, ...})")
+    ratings: Path = Field(description="expert ratings.jsonl written by `vt-judge review` ({id, scores {dimension: 1..5}, ...})")
     out: Path = Field(description="output folder (created if missing)")
     n_bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the 95% intervals (0: none)")
     seed: int = Field(0, description="seed of the bootstrap resampling")
@@ -197,11 +198,11 @@ def run_agreement(config: AgreementConfig) -> None:
 
     manifest = RunManifest("judge", "agreement", config.model_dump(mode="json"), config.out, seed=config.seed)
     verdicts = read_jsonl(config.verdicts, Verdict)
-    ratings = read_jsonl(config.expert, ExpertRating)
+    ratings = read_jsonl(config.ratings, ExpertRating)
     metrics = agreement(verdicts, ratings, n_bootstrap=config.n_bootstrap, seed=config.seed)
     write_json(config.out / "metrics.json", metrics.model_dump(mode="json"))
     manifest.add_input(config.verdicts, "verdicts")
-    manifest.add_input(config.expert, "expert")
+    manifest.add_input(config.ratings, "ratings")
     manifest.write(outputs={"metrics": "metrics.json"})
     for dim, stats in metrics.per_class.items():
         console.print(
@@ -221,7 +222,7 @@ class ReviewConfig(CommandConfig):
 
     predictions: Path = Field(description="predictions.jsonl to rate")
     rubric: str = Field("clinical", description="shipped rubric (holistic, clinical, proassist) or a rubric YAML path")
-    media_root: Path = Field(description="folder the media paths are relative to (the data root)")
+    data_root: Path = Field(description="folder the media paths are relative to")
     examples: Path | None = Field(
         None, description="examples JSONL to take each id's media path from, where predictions' meta has no 'media'"
     )
@@ -238,8 +239,8 @@ def _login_name() -> str:
 
 
 def run_review(config: ReviewConfig) -> None:
-    if not config.media_root.is_dir():
-        raise InputError(f"--media-root {config.media_root}: not a folder")
+    if not config.data_root.is_dir():
+        raise InputError(f"--data-root {config.data_root}: not a folder")
     rubric = load_rubric(config.rubric)
     examples = read_jsonl(config.examples, Example) if config.examples else []
     items = build_items(read_jsonl(config.predictions, Prediction), examples)
@@ -250,7 +251,7 @@ def run_review(config: ReviewConfig) -> None:
     manifest = RunManifest("judge", "review", config.model_dump(mode="json"), config.out)
     manifest.add_input(config.predictions, "predictions")
     manifest.add_input(rubric.source, "rubric")
-    server = make_server(ReviewApp(items, rubric, store, config.media_root, rater), port=config.port)
+    server = make_server(ReviewApp(items, rubric, store, config.data_root, rater), port=config.port)
     host, port = server.server_address[:2]
     done = store.first_unrated([i.id for i in items])
     console.print(f"review page: http://{host}:{port}/  ({len(items)} items, resuming at item {done + 1}; Ctrl-C to stop)")
@@ -262,25 +263,22 @@ def run_review(config: ReviewConfig) -> None:
 
 add_command(
     app, "score", ScoreConfig, run_score,
-    example="VT_JUDGE_API_KEY=... vt-judge score --predictions runs/demo/infer/predictions.jsonl --rubric clinical "
+    example="VT_JUDGE_API_KEY=... vt-judge score --predictions results/demo/infer/predictions.jsonl --rubric clinical "
     "--backend openai --base-url http://127.0.0.1:8000/v1 --model mistralai/Mixtral-8x7B-Instruct-v0.1 "
-    "--out runs/demo/judge",
-)
+    "--out results/demo/judge")
 add_command(
     app, "pairwise", PairwiseConfig, run_pairwise,
-    example="vt-judge pairwise --a runs/a/predictions.jsonl --b runs/b/predictions.jsonl --rubric holistic "
-    "--base-url http://127.0.0.1:8000/v1 --model judge --out runs/pairwise",
-)
+    example="vt-judge pairwise --predictions-a results/demo/infer/predictions.jsonl "
+    "--predictions-b results/int8-dynamic/infer/predictions.jsonl --rubric holistic "
+    "--base-url http://127.0.0.1:8000/v1 --model judge --out results/pairwise")
 add_command(
     app, "agreement", AgreementConfig, run_agreement,
-    example="vt-judge agreement --verdicts runs/demo/judge/verdicts.jsonl --expert runs/review/ratings.jsonl "
-    "--out runs/demo/agreement",
-)
+    example="vt-judge agreement --verdicts results/demo/judge/verdicts.jsonl --ratings results/demo/review/ratings.jsonl "
+    "--out results/demo/judge_agreement")
 add_command(
     app, "review", ReviewConfig, run_review,
-    example="vt-judge review --predictions runs/demo/infer/predictions.jsonl --rubric clinical "
-    "--examples data/gym/examples/test.jsonl --media-root data/gym --out runs/review --port 8765",
-)
+    example="vt-judge review --predictions results/demo/infer/predictions.jsonl --rubric clinical "
+    "--examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out results/demo/review --port 8765")
 
 
 def main() -> None:

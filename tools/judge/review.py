@@ -2,7 +2,7 @@
 
 A dependency-free server (stdlib http.server), bound to 127.0.0.1 only. It serves one page
 (review.html beside this file), the items and the rubric as JSON, the media files under
---media-root (HTML5 <video>/<img>, with byte ranges so the video can seek; anything that
+--data-root (HTML5 <video>/<img>, with byte ranges so the video can seek; anything that
 resolves outside the media root is refused), and takes ratings by POST into a RatingStore
 (ratings.jsonl, rewritten atomically on every save). The page opens at the first unrated item.
 """

@@ -85,7 +85,7 @@ def synth_gym_command(config: SynthGymConfig) -> None:
 
 
 add_command(synth_app, "gym", SynthGymConfig, synth_gym_command,
-            example="vt-prep synth gym --out data/gym --n-clips 480 --seed 0")
+            example="vt-prep synth gym --out data/gym/raw --n-clips 48 --n-subjects 12 --seed 0")
 
 
 # --------------------------------------------------------------------------- synth clinic
@@ -118,7 +118,7 @@ def synth_clinic_command(config: SynthClinicConfig) -> None:
 
 
 add_command(synth_app, "clinic", SynthClinicConfig, synth_clinic_command,
-            example="vt-prep synth clinic --out data/clinic/raw --n-images 240 --seed 0")
+            example="vt-prep synth clinic --out data/clinic/raw --n-images 60 --seed 0")
 
 
 # --------------------------------------------------------------------------- build
@@ -182,7 +182,7 @@ def build_command(config: BuildConfig) -> None:
 
 
 add_command(app, "build", BuildConfig, build_command,
-            example="vt-prep build --samples data/gym/samples.parquet --out data/gym --variant temporal")
+            example="vt-prep build --samples data/gym/raw/samples.parquet --out data/gym/built --variant temporal --frames 8")
 
 
 # --------------------------------------------------------------------------- split
@@ -229,7 +229,7 @@ def split_command(config: SplitConfig) -> None:
 
 
 add_command(app, "split", SplitConfig, split_command,
-            example="vt-prep split --examples data/gym/examples/all.jsonl --out data/gym")
+            example="vt-prep split --examples data/gym/built/examples/all.jsonl --out data/gym/split")
 
 
 # --------------------------------------------------------------------------- streaming DST (issue 8)
@@ -261,9 +261,9 @@ def dst_command(config: DstPrepConfig) -> None:
 
 
 add_command(synth_app, "assembly", SynthAssemblyCommand, synth_assembly_command,
-            example="vt-prep synth assembly --out data/assembly/raw --n-videos 60 --seed 0")
+            example="vt-prep synth assembly --out data/assembly/raw --n-videos 10 --seed 0")
 add_command(app, "dst", DstPrepConfig, dst_command,
-            example="vt-prep dst --input data/assembly/raw/annotations.json --fps 2 --out data/assembly")
+            example="vt-prep dst --annotations data/assembly/raw/annotations.json --fps 2 --out data/assembly")
 
 
 # --------------------------------------------------------------------------- import / export (configs in cli_import.py)

@@ -22,11 +22,11 @@ class AnnotateConfig(CommandConfig):
 
     out_kind = "file"  # the annotations file itself
 
-    root: Path = Field(description="folder the clips are relative to (videos or frames folders)")
+    data_root: Path = Field(description="folder the clips are relative to (videos or frames folders)")
     clips: Path | None = Field(
         None, description="which clips: samples.parquet, or JSON/JSONL records naming video, video_path or media "
-                          "(QVED's ground truth, a LLaVA JSON, another annotator's file) [default: every clip under ROOT]")
-    out: Path | None = Field(None, description="the annotations file, rewritten on every save [default: ROOT/annotated_errors.json]")
+                          "(QVED's ground truth, a LLaVA JSON, another annotator's file) [default: every clip under DATA_ROOT]")
+    out: Path | None = Field(None, description="the annotations file, rewritten on every save [default: DATA_ROOT/annotated_errors.json]")
     annotator: str = Field("annotator", min_length=1, description="who annotates: stored in each record; one file per annotator")
     taxonomy: Path | None = Field(None, description="{exercise: [error names]} (JSON or YAML) offered beside the built-in taxonomy")
     port: int = Field(8766, ge=0, le=65535, description="port on 127.0.0.1 (0: any free port)")
@@ -43,8 +43,8 @@ def annotate_command(config: AnnotateConfig) -> None:
     from videotune.core.localweb import serve
     from videotune.prep.annotate import AnnotateApp, AnnotationStore, load_clips, load_taxonomy, make_server
 
-    out = config.out or config.root / "annotated_errors.json"
-    clips, refused = load_clips(config.root, config.clips)
+    out = config.out or config.data_root / "annotated_errors.json"
+    clips, refused = load_clips(config.data_root, config.clips)
     for reject in refused[:5]:
         console.print(escape(f"refused {reject.record}: {reject.reason}"))
     store = AnnotationStore(out, config.annotator)
@@ -89,7 +89,8 @@ def agreement_command(config: AgreementConfig) -> None:
 
 def register(app: typer.Typer) -> None:
     add_command(app, "annotate", AnnotateConfig, annotate_command,
-                example="vt-prep annotate --root dataset --clips dataset/qved_test.json --annotator pt-1")
+                example="vt-prep annotate --data-root dataset --clips data/qved/samples.parquet --annotator pt-1 "
+                        "--out data/qved/annotations/pt-1.json")
     add_command(app, "agreement", AgreementConfig, agreement_command,
-                example="vt-prep agreement --annotations data/ann/annotated_errors.pt-1.json,data/ann/annotated_errors.pt-2.json "
-                        "--out results/agreement")
+                example="vt-prep agreement --annotations data/qved/annotations/pt-1.json,data/qved/annotations/pt-2.json "
+                        "--out results/annotation_agreement")

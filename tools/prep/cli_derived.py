@@ -370,19 +370,19 @@ class FramesConfig(CommandConfig):
     examples: Path = Field(description="examples JSONL to vary (e.g. a test split)")
     out: Path = Field(description="output folder: one folder per variant with examples/<same file name> and run.json")
     data_root: Path = Field(description="folder the examples' media paths are relative to")
-    counts: list[int] = Field([2, 4, 8, 16, 32], description="frame counts, uniform over the whole clip")
+    frame_counts: list[int] = Field([2, 4, 8, 16, 32], description="frame counts, uniform over the whole clip")
     fps_ratios: list[float] = Field([1.0, 0.5, 0.25], description="shares of the source frame rate (1 = every frame)")
     fps_count: int = Field(16, ge=1, description="frames per clip in the fps-ratio variants")
     strict: bool = Field(False, description="exit 2 if any example is refused (outputs are still written)")
 
     @model_validator(mode="after")
     def _values(self) -> FramesConfig:
-        if any(n < 1 for n in self.counts):
-            raise ValueError(f"counts {self.counts} must be >= 1")
+        if any(n < 1 for n in self.frame_counts):
+            raise ValueError(f"--frame-counts {self.frame_counts}: each must be >= 1")
         if any(not 0 < r <= 1 for r in self.fps_ratios):
-            raise ValueError(f"fps_ratios {self.fps_ratios} must lie in (0, 1]")
-        if not self.counts and not self.fps_ratios:
-            raise ValueError("give counts or fps_ratios")
+            raise ValueError(f"--fps-ratios {self.fps_ratios}: each must lie in (0, 1]")
+        if not self.frame_counts and not self.fps_ratios:
+            raise ValueError("give --frame-counts or --fps-ratios")
         return self
 
 
@@ -394,7 +394,7 @@ def frames_command(config: FramesConfig) -> None:
     examples = read_jsonl(config.examples, Example)
     manifest = RunManifest("prep", "frames", config.model_dump(mode="json"), config.out)
     manifest.add_input(config.examples, name="parent")
-    plans = frame_plans(list(config.counts), list(config.fps_ratios), config.fps_count)
+    plans = frame_plans(list(config.frame_counts), list(config.fps_ratios), config.fps_count)
     summary: dict[str, tuple[int, int]] = {}
     all_rejects: list[Reject] = []
     with Progress("frame variants", len(plans) * len(examples)) as progress:
@@ -431,10 +431,12 @@ def register(app: typer.Typer) -> None:
     add_command(app, "balance", BalanceConfig, balance_command,
                 example="vt-prep balance --samples data/gym/raw/samples.parquet --out data/gym/two_step --strategy two-step")
     add_command(app, "subset", SubsetConfig, subset_command,
-                example="vt-prep subset --examples data/gym/split/examples --out data/gym/subsets --ratios 0.25,0.5,0.75,1.0")
+                example="vt-prep subset --examples data/gym/split/examples --out data/gym/subsets --ratios 0.5,1.0")
     add_command(app, "degrade", DegradeConfig, degrade_command,
-                example="vt-prep degrade --samples data/gym/raw/samples.parquet --out data/gym/degraded --kinds blur,occlusion")
+                example="vt-prep degrade --samples data/gym/raw/samples.parquet --out data/gym/degraded --kinds blur,occlusion "
+                        "--blur-levels 4 --occlusion-levels 20")
     add_command(app, "frames", FramesConfig, frames_command,
-                example="vt-prep frames --examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out data/gym/frames")
+                example="vt-prep frames --examples data/gym/split/examples/test.jsonl --data-root data/gym/raw --out data/gym/frames "
+                        "--frame-counts 4,8 --fps-ratios 1,0.5 --fps-count 8")
     add_command(app, "resize", ResizeConfig, resize_command,
-                example="vt-prep resize --samples data/gym/raw/samples.parquet --out data/gym/resized --sizes 224,448 --mode letterbox")
+                example="vt-prep resize --samples data/gym/raw/samples.parquet --out data/gym/resized --sizes 32,48 --mode letterbox")

@@ -104,7 +104,7 @@ def _finish(command: str, config: _ImportBase, root: Path, result: ImportResult,
 class ImportFitnessAqaConfig(_ImportBase):
     """Import the Fitness-AQA release (Squat/ and OHP/ Labeled_Dataset folders) into samples.parquet, every error interval kept."""
 
-    root: Path = Field(description="the release folder holding Squat/Labeled_Dataset and OHP/Labeled_Dataset")
+    data_root: Path = Field(description="the release folder holding Squat/Labeled_Dataset and OHP/Labeled_Dataset")
     merge_spans: bool = Field(False, description="collapse each error's intervals to (earliest start, latest end), as seed 002 did")
     group_regex: str | None = Field(None, description="regex on the video id whose first group is the leakage unit [default: each video]")
 
@@ -114,7 +114,7 @@ def import_fitness_aqa_command(config: ImportFitnessAqaConfig) -> None:
 
     options = FitnessAqaOptions(merge_spans=config.merge_spans, group_regex=config.group_regex,
                                 dataset=config.dataset or "fitness_aqa")
-    _finish("fitness-aqa", config, config.root, import_fitness_aqa(config.root, options))
+    _finish("fitness-aqa", config, config.data_root, import_fitness_aqa(config.data_root, options))
 
 
 # --------------------------------------------------------------------------- import qved
@@ -123,10 +123,10 @@ def import_fitness_aqa_command(config: ImportFitnessAqaConfig) -> None:
 class ImportQvedConfig(_ImportBase):
     """Import QVED (ground_truth.json: video_path, labels_descriptive, labels) as feedback samples, split 60/20/20 by group unless given."""
 
-    root: Path = Field(description="folder the video paths are relative to (holds ground_truth.json by default)")
-    ground_truth: Path | None = Field(None, description="the ground-truth JSON [default: ROOT/ground_truth.json]")
+    data_root: Path = Field(description="folder the video paths are relative to (holds ground_truth.json by default)")
+    ground_truth: Path | None = Field(None, description="the ground-truth JSON [default: DATA_ROOT/ground_truth.json]")
     manifest: Path | None = Field(
-        None, description='{"<video path>": "<exercise>"} to find videos by file name [default: ROOT/manifest.json if present]')
+        None, description='{"<video path>": "<exercise>"} to find videos by file name [default: DATA_ROOT/manifest.json if present]')
     splits: Path | None = Field(
         None, description='{"train": [...], "val": [...], "test": [...]} of video ids or paths '
                           "[default: the records' own split, else seeded]")
@@ -149,7 +149,7 @@ def import_qved_command(config: ImportQvedConfig) -> None:
     options = QvedOptions(ground_truth=config.ground_truth, manifest=config.manifest, splits=config.splits,
                           exercises=config.exercises, ratios=tuple(config.ratios), seed=config.seed,
                           group_regex=config.group_regex, dataset=config.dataset or "qved")
-    _finish("qved", config, config.root, import_qved(config.root, options), seed=config.seed)
+    _finish("qved", config, config.data_root, import_qved(config.data_root, options), seed=config.seed)
 
 
 # --------------------------------------------------------------------------- import llava
@@ -158,8 +158,8 @@ def import_qved_command(config: ImportQvedConfig) -> None:
 class ImportLlavaConfig(_ImportBase):
     """Import LLaVA-style conversation JSON (video or image + conversations), e.g. seed 002's or QVED's training JSON."""
 
-    json_file: Path = Field(alias="json", description="the LLaVA JSON (array) or JSONL file")
-    root: Path = Field(description="folder the records' video/image paths are relative to")
+    annotations: Path = Field(description="the LLaVA JSON (array) or JSONL file")
+    data_root: Path = Field(description="folder the records' video/image paths are relative to")
     task: Literal["auto", "aqa", "feedback", "vqa"] = Field(
         "auto", description="auto: seed-002 answers -> aqa (exercise and spans parsed), other videos -> feedback, images -> vqa")
 
@@ -168,7 +168,7 @@ def import_llava_command(config: ImportLlavaConfig) -> None:
     from videotune.prep.importers.llava import LlavaOptions, import_llava
 
     options = LlavaOptions(task=config.task, dataset=config.dataset)
-    _finish("llava", config, config.root, import_llava(config.json_file, config.root, options))
+    _finish("llava", config, config.data_root, import_llava(config.annotations, config.data_root, options))
 
 
 # --------------------------------------------------------------------------- import vqa
@@ -177,8 +177,8 @@ def import_llava_command(config: ImportLlavaConfig) -> None:
 class ImportVqaConfig(_ImportBase):
     """Import image VQA records (image, question, answer, optional stage) for the curriculum task."""
 
-    json_file: Path = Field(alias="json", description="the records: JSON array or JSONL")
-    root: Path = Field(description="folder the image paths are relative to")
+    annotations: Path = Field(description="the records: JSON array or JSONL")
+    data_root: Path = Field(description="folder the image paths are relative to")
     stages: list[str] = Field([], description="accepted curriculum stages; others are refused [default: any]")
 
 
@@ -186,7 +186,7 @@ def import_vqa_command(config: ImportVqaConfig) -> None:
     from videotune.prep.importers.vqa import VqaOptions, import_vqa
 
     options = VqaOptions(stages=config.stages, dataset=config.dataset)
-    _finish("vqa", config, config.root, import_vqa(config.json_file, config.root, options))
+    _finish("vqa", config, config.data_root, import_vqa(config.annotations, config.data_root, options))
 
 
 # --------------------------------------------------------------------------- import annotated-errors
@@ -196,8 +196,8 @@ class ImportAnnotatedErrorsConfig(_ImportBase):
     """Import seed 000's hand-annotated error set (annotated_errors.json: video, exercise, errors, error_frames,
     ground_truth), error frames converted to seconds at each clip's own frame times."""
 
-    root: Path = Field(description="folder the videos are relative to, holding annotated_errors.json")
-    annotations: Path | None = Field(None, description="the annotations file [default: ROOT/annotated_errors.json]")
+    data_root: Path = Field(description="folder the videos are relative to, holding annotated_errors.json")
+    annotations: Path | None = Field(None, description="the annotations file [default: DATA_ROOT/annotated_errors.json]")
     task: Literal["auto", "aqa", "feedback"] = Field(
         "auto", description="auto: aqa where the exercise and its errors are in the taxonomy, else feedback "
                             "(the ground truth as the answer)")
@@ -223,7 +223,7 @@ def import_annotated_errors_command(config: ImportAnnotatedErrorsConfig) -> None
     options = AnnotatedOptions(annotations=config.annotations, task=config.task, span_gap_s=config.span_gap_s,
                                split=config.split or "", group_regex=config.group_regex,
                                dataset=config.dataset or "annotated_errors")
-    _finish("annotated-errors", config, config.root, import_annotated(config.root, options))
+    _finish("annotated-errors", config, config.data_root, import_annotated(config.data_root, options))
 
 
 # --------------------------------------------------------------------------- export llava
@@ -282,16 +282,17 @@ def register(app: typer.Typer) -> None:
         """Export examples to other codebases' formats."""
 
     add_command(import_app, "fitness-aqa", ImportFitnessAqaConfig, import_fitness_aqa_command,
-                example="vt-prep import fitness-aqa --root Fitness-AQA_dataset_release --out data/fitness_aqa")
+                example="vt-prep import fitness-aqa --data-root Fitness-AQA_dataset_release --out data/fitness_aqa")
     add_command(import_app, "qved", ImportQvedConfig, import_qved_command,
-                example="vt-prep import qved --root dataset --out data/qved")
+                example="vt-prep import qved --data-root dataset --out data/qved")
     add_command(import_app, "llava", ImportLlavaConfig, import_llava_command,
-                example="vt-prep import llava --json train.json --root videos --out data/llava")
+                example="vt-prep import llava --annotations seed002/train.json --data-root seed002 --out data/seed002")
     add_command(import_app, "vqa", ImportVqaConfig, import_vqa_command,
-                example="vt-prep import vqa --json vqa.json --root images --out data/vqa --stages initial,findings,context")
+                example="vt-prep import vqa --annotations clinic_vqa/vqa.json --data-root clinic_vqa --out data/clinic_vqa "
+                        "--stages initial,findings,context")
     add_command(import_app, "annotated-errors", ImportAnnotatedErrorsConfig, import_annotated_errors_command,
-                example="vt-prep import annotated-errors --root experiments/data --out data/annotated_errors")
+                example="vt-prep import annotated-errors --data-root dataset --out data/annotated_errors")
     add_command(export_app, "llava", ExportLlavaConfig, export_llava_command,
-                example="vt-prep export llava --examples data/gym/examples/train.jsonl --out data/gym/llava_train.json")
+                example="vt-prep export llava --examples data/gym/split/examples/train.jsonl --out data/gym/llava/train.json")
     app.add_typer(import_app, name="import")
     app.add_typer(export_app, name="export")

@@ -294,10 +294,10 @@ class DstPrepConfig(CommandConfig):
     OUT/rejects.jsonl (refused videos and files, with the reason) and OUT/run.json.
     """
 
-    input: list[Path] = Field(description="annotation JSON files or folders of them (a list of videos each)")
+    annotations: list[Path] = Field(description="annotation JSON files or folders of them (a list of videos each)")
     out: Path = Field(description="output folder: stream/{train,val,test}.jsonl, rejects.jsonl, run.json")
     data_root: Path | None = Field(
-        None, description="folder the videos' paths are relative to [default: the first input's folder]")
+        None, description="folder the videos' paths are relative to [default: the first annotation file's folder]")
     fps: float = Field(2.0, gt=0, description="frames sampled per second of video (decisions are made per frame)")
     ratios: list[float] = Field([0.7, 0.15, 0.15], description="train,val,test shares of videos")
     strict: bool = Field(False, description="exit 2 if any record is refused")
@@ -315,9 +315,9 @@ def run_dst_prep(config: DstPrepConfig) -> dict[str, Any]:
     from videotune.core.manifest import RunManifest
 
     manifest = RunManifest("prep", "dst", config.model_dump(mode="json"), config.out, seed=config.seed)
-    first = config.input[0]
+    first = config.annotations[0]
     data_root = config.data_root or (first if first.is_dir() else first.parent)
-    sources, rejects = read_sources(config.input)
+    sources, rejects = read_sources(config.annotations)
     examples, refused = convert_all(sources, data_root, config.fps)
     rejects += refused
     if rejects:
@@ -327,11 +327,11 @@ def run_dst_prep(config: DstPrepConfig) -> dict[str, Any]:
                          f"{rejects[0].file} ({rejects[0].record}): {rejects[0].reason} (all in {config.out / 'rejects.jsonl'})")
     if not examples:
         reason = f"; first: {rejects[0].file} ({rejects[0].record}): {rejects[0].reason}" if rejects else ""
-        raise InputError(f"{', '.join(map(str, config.input))}: no usable video records{reason}")
+        raise InputError(f"{', '.join(map(str, config.annotations))}: no usable video records{reason}")
     splits = split_by_video(examples, tuple(config.ratios), config.seed)
     for name, items in splits.items():
         write_jsonl(config.out / "stream" / f"{name}.jsonl", items)
-    for path in config.input:
+    for path in config.annotations:
         manifest.add_input(path)
     stats = {name: frame_stats(items) for name, items in splits.items()}
     manifest.write(outputs={name: f"stream/{name}.jsonl" for name in splits}, n_rejected=len(rejects), stats=stats)

@@ -323,7 +323,7 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], checks: list[dict[st
 def _profile(config: BenchConfig, model_dir: Path, out: Path, n_samples: int) -> dict[str, Any]:
     _vt("vt-infer", "profile", "--model", model_dir, "--examples", config.examples, "--data-root", config.data_root,
         "--out", out, "--n-samples", n_samples, "--warmup", config.warmup,
-        "--batch-sizes", ",".join(map(str, config.batch_sizes)), "--frames", config.frames,
+        "--batch-sizes", ",".join(map(str, config.batch_sizes)), "--frame-counts", config.frames,
         "--max-new-tokens", config.max_new_tokens)
     return read_json(out / "profile.json")
 

@@ -82,7 +82,7 @@ def quantize_command(config: QuantizeConfig) -> None:
 
 # One command: typer runs it as `vt-quantize --method ... --model ... --out ...` (no subcommand).
 add_command(app, "quantize", QuantizeConfig, quantize_command, example=(
-    "vt-quantize --method int8-dynamic --model results/demo/train/model --out results/quantize/int8-dynamic"))
+    "vt-quantize --method int8-dynamic --model results/demo/train/model --out results/int8-dynamic"))
 
 
 def main() -> None:

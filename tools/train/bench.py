@@ -155,7 +155,7 @@ def trainer_loop(model_dir: Path, batches: list[dict], warmup: int, stock: bool)
                              remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
                              max_length=None, dataloader_num_workers=0, **plumbing)
         else:  # exactly what vt-train sft passes, from its own function
-            sft = SftConfig(model=str(model_dir), train=Path(scratch) / "unused.jsonl", data_root=Path(scratch),
+            sft = SftConfig(model=str(model_dir), train_examples=Path(scratch) / "unused.jsonl", data_root=Path(scratch),
                             out=Path(scratch), lr=LR, scheduler="cosine", logging_steps=5)
             args = trainer_args(sft, 1, len(batches), False, **plumbing)
         # one dataset row per pre-collated batch: the collator hands back a copy of that batch
@@ -209,9 +209,9 @@ def data_time(config: TrainBenchConfig, scratch: Path) -> dict[str, Any]:
     from videotune.train.sft import SftConfig, run_sft
 
     cache_dir = scratch / "frame-cache"
-    summary = run_sft(SftConfig(model=str(config.tiny_model), train=config.examples, data_root=config.data_root,
+    summary = run_sft(SftConfig(model=str(config.tiny_model), train_examples=config.examples, data_root=config.data_root,
                                 out=scratch / "run", epochs=2, batch_size=config.batch_size, frames=config.frames,
-                                cache_dir=cache_dir, save_every_epochs=2, logging_steps=50))
+                                frame_cache_dir=cache_dir, save_every_epochs=2, logging_steps=50))
     ref = models.resolve(str(config.tiny_model))
     _, processor = models.load(ref)
     started = time.monotonic()

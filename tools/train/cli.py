@@ -37,8 +37,8 @@ def sft_command(config: SftConfig) -> None:
 
 
 add_command(app, "sft", SftConfig, sft_command, example=(
-    "vt-train sft --model models/tiny-smolvlm2 --train data/gym/examples/train.jsonl "
-    "--val data/gym/examples/val.jsonl --data-root data/gym --out results/demo/train --epochs 30 --lr 1e-3"))
+    "vt-train sft --model models/tiny-smolvlm2 --train-examples data/gym/split/examples/train.jsonl "
+    "--val-examples data/gym/split/examples/val.jsonl --data-root data/gym/raw --out results/demo/train --epochs 1 --lr 1e-3"))
 
 
 class ParamsConfig(CommandConfig, ModeOptions):
@@ -94,7 +94,7 @@ def tiny_model_command(config: TinyModelConfig) -> None:
 
 
 add_command(app, "tiny-model", TinyModelConfig, tiny_model_command, example=(
-    "vt-train tiny-model --family smolvlm2 --corpus data/gym/examples/train.jsonl --out models/tiny-smolvlm2"))
+    "vt-train tiny-model --family smolvlm2 --corpus data/gym/split/examples/train.jsonl --out models/tiny-smolvlm2"))
 
 
 from videotune.train.pretrain import PretrainVisionConfig, run_pretrain_vision  # noqa: E402
@@ -135,9 +135,12 @@ def curriculum_command(config: CurriculumConfig) -> None:
                   + (f", {cost:.2e} per point" if cost is not None else "") + f"; table in {config.out / 'cost_benefit.md'}")
 
 
-add_command(app, "curriculum", CurriculumConfig, curriculum_command, example=(
+add_command(app, "curriculum", CurriculumConfig, curriculum_command, example=[
+    "vt-prep build --samples data/clinic/raw/samples.parquet --out data/clinic/built --task vqa",
+    "vt-prep split --examples data/clinic/built/examples/all.jsonl --out data/clinic/split",
+    "vt-train tiny-model --corpus data/clinic/split/examples/train.jsonl --out models/tiny-clinic",
     "vt-train curriculum --model models/tiny-clinic --examples data/clinic/split/examples --data-root data/clinic/raw "
-    "--stages initial_assessment,findings_identification,clinical_context --epochs 10 --out results/curriculum_exp2"))
+    "--stages initial_assessment,findings_identification,clinical_context --epochs 1 --out results/curriculum_exp2"])
 
 
 def curriculum_table_command(config: CurriculumTableConfig) -> None:
@@ -145,8 +148,11 @@ def curriculum_table_command(config: CurriculumTableConfig) -> None:
     console.print(f"{len(rows)} runs in {config.out / 'cost_benefit.md'}")
 
 
-add_command(app, "curriculum-table", CurriculumTableConfig, curriculum_table_command, example=(
-    "vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum"))
+add_command(app, "curriculum-table", CurriculumTableConfig, curriculum_table_command, example=[
+    "vt-train curriculum --model models/tiny-clinic --examples data/clinic/split/examples --data-root data/clinic/raw "
+    "--stages initial_assessment,findings_identification,clinical_context --order random --epochs 1 "
+    "--out results/curriculum_exp1",
+    "vt-train curriculum-table --runs results/curriculum_exp1,results/curriculum_exp2 --out results/curriculum"])
 
 from videotune.train.launch import LaunchConfig, run_launch  # noqa: E402
 
@@ -161,7 +167,8 @@ def launch_command(config: LaunchConfig) -> None:
 
 add_command(app, "launch", LaunchConfig, launch_command, example=(
     "vt-train launch --launcher slurm --gpus 2 --partition gpu --time 14:00:00 --dry-run -- "
-    "sft --model smolvlm2-2.2b --train data/clinic/split/examples/train.jsonl --data-root data/clinic/raw --out results/sft"))
+    "sft --model models/tiny-smolvlm2 --train-examples data/gym/split/examples/train.jsonl --data-root data/gym/raw "
+    "--out results/slurm/train"))
 
 
 def _launch_argv(argv: list[str]) -> list[str]:
@@ -184,9 +191,10 @@ def dst_command(config: DstTrainConfig) -> None:
                   f"model in {config.out / 'model'}")
 
 
-add_command(app, "dst", DstTrainConfig, dst_command, example=(
-    "vt-train dst --model models/tiny-dst --train data/assembly/stream/train.jsonl --val data/assembly/stream/val.jsonl "
-    "--data-root data/assembly/raw --out results/dst/train --epochs 20"))
+add_command(app, "dst", DstTrainConfig, dst_command, example=[
+    "vt-train tiny-model --corpus data/assembly/stream/train.jsonl --frame-size 32 --out models/tiny-dst",
+    "vt-train dst --model models/tiny-dst --train-examples data/assembly/stream/train.jsonl "
+    "--val-examples data/assembly/stream/val.jsonl --data-root data/assembly/raw --out results/dst/train --epochs 1"])
 
 
 def main() -> None:

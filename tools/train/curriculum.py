@@ -225,10 +225,10 @@ def _sft_config(config: CurriculumConfig, model: str, train: Path, val: Path | N
         raise InputError(f"--sft-options: not JSON ({err})") from err
     if not isinstance(options, dict):
         raise InputError("--sft-options: a JSON object of vt-train sft options is expected")
-    clash = sorted(set(options) & {"model", "train", "val", "data_root", "out", "max_steps", "epochs", "seed"})
+    clash = sorted(set(options) & {"model", "train_examples", "val_examples", "data_root", "out", "max_steps", "epochs", "seed"})
     if clash:
         raise InputError(f"sft_options may not set {clash}: the curriculum decides them")
-    values = dict(model=model, train=train, val=val, data_root=config.data_root, out=out, epochs=epochs,
+    values = dict(model=model, train_examples=train, val_examples=val, data_root=config.data_root, out=out, epochs=epochs,
                   max_steps=max_steps, batch_size=config.batch_size, grad_accum=config.grad_accum, lr=config.lr,
                   scheduler=config.scheduler, warmup_ratio=config.warmup_ratio, mode=config.mode,
                   letterbox=config.letterbox, dtype=config.dtype, seed=config.seed,

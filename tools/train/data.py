@@ -68,13 +68,14 @@ class VideoCollator:
     """Turns a list of indices into model inputs with prompt tokens masked out of the loss."""
 
     def __init__(self, items: list[DecodedExample], processor: Any, family: models.Family, with_targets: bool = True,
-                 weights: list[float] | None = None):
+                 weights: list[float] | None = None, video_max_pixels: int | None = None):
         self.items = items
         self.processor = processor
         self.family = family
         self.with_targets = with_targets
         # per-item loss weights (class imbalance): the batch carries them as `sample_weight`
         self.weights = weights
+        self.video_max_pixels = video_max_pixels  # per-clip pixel budget (models.encode_batch)
         self.seconds = 0.0  # time spent building batches (the data time of the run records)
 
     def __call__(self, rows: list[dict[str, int]]) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class VideoCollator:
             targets=[b.example.target for b in batch] if self.with_targets else None,
             # image examples go in as images; a batch mixing them with videos is refused there
             images=[b.image for b in batch if b.image is not None] or None,
+            video_max_pixels=self.video_max_pixels,
         )
         if self.weights is not None:
             encoded["sample_weight"] = torch.tensor([self.weights[r["index"]] for r in rows], dtype=torch.float32)

@@ -52,8 +52,8 @@ class DstTrainConfig(CommandConfig):
     """
 
     model: str = Field(description="registry name (smolvlm2-256m), hub id, or local model directory")
-    train: Path = Field(description="stream examples JSONL (vt-prep dst's stream/train.jsonl)")
-    val: Path | None = Field(None, description="validation stream examples (loss per epoch, threshold tuning)")
+    train_examples: Path = Field(description="stream examples JSONL (vt-prep dst's stream/train.jsonl)")
+    val_examples: Path | None = Field(None, description="validation stream examples (loss per epoch, threshold tuning)")
     data_root: Path = Field(description="folder the examples' video paths are relative to")
     out: Path = Field(description="output folder: model/, loss_history.json, run.json")
     mode: Literal["full", "lora"] = Field("full", description="full fine-tuning or LoRA adapters (PEFT); heads always train")
@@ -77,10 +77,10 @@ class DstTrainConfig(CommandConfig):
     w_response: float = Field(0.5, ge=0, description="weight of the response LM loss")
     negative_keep: float = Field(
         1.0, gt=0, le=1, description="share of negative frames (neither speak nor update) kept in the decision losses")
-    tune_thresholds: bool = Field(True, description="pick each head's F1-best threshold on --val (else 0.5)")
+    tune_thresholds: bool = Field(True, description="pick each head's F1-best threshold on --val-examples (else 0.5)")
     logging_steps: int = Field(5, ge=1, description="log the losses every N steps")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     seed: int = Field(0, description="seed of initialisation, data order, negative subsampling")
 
     @model_validator(mode="after")
@@ -373,25 +373,25 @@ def run_dst_train(config: DstTrainConfig) -> dict[str, Any]:
     from videotune.train.callbacks import TrainProgress
     from videotune.train.data import index_dataset
 
-    for path in (config.train, config.val):
+    for path in (config.train_examples, config.val_examples):
         if path is not None:
             check_media_paths(path, config.data_root, StreamExample)
     seed_everything(config.seed)
     manifest = RunManifest("train", "dst", config.model_dump(mode="json"), config.out, seed=config.seed)
-    manifest.add_input(config.train)
-    if config.val:
-        manifest.add_input(config.val)
+    manifest.add_input(config.train_examples)
+    if config.val_examples:
+        manifest.add_input(config.val_examples)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="base_model")
     model, processor = models.load(ref, dtype=config.dtype)
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
-    train_videos = load_videos(config.train, config.data_root, size, cache)
-    val_videos = load_videos(config.val, config.data_root, size, cache) if config.val else []
+    train_videos = load_videos(config.train_examples, config.data_root, size, cache)
+    val_videos = load_videos(config.val_examples, config.data_root, size, cache) if config.val_examples else []
     fps = {v.example.fps for v in train_videos + val_videos}
     if len(fps) != 1:
-        raise InputError(f"{config.train}: the examples mix frame rates {sorted(fps)}; build them with one --fps")
+        raise InputError(f"{config.train_examples}: the examples mix frame rates {sorted(fps)}; build them with one --fps")
     spans = windows(train_videos, config.max_frames)
     val_spans = windows(val_videos, config.max_frames)
     n_train = len(spans)

@@ -38,8 +38,8 @@ class SftConfig(CommandConfig, ModeOptions):
     """Fine-tune a video-language model on examples/{train,val}.jsonl (full, LoRA, QLoRA, last N blocks)."""
 
     model: str = Field(description="registry name (smolvlm2-256m), hub id, or local model directory")
-    train: Path = Field(description="training examples JSONL")
-    val: Path | None = Field(None, description="validation examples JSONL (loss after every epoch)")
+    train_examples: Path = Field(description="training examples JSONL")
+    val_examples: Path | None = Field(None, description="validation examples JSONL (loss after every epoch)")
     data_root: Path = Field(description="folder the examples' media paths are relative to")
     out: Path = Field(description="output folder: model/, checkpoints/, loss_history.json, run.json")
     epochs: float = Field(3.0, gt=0, description="training epochs")
@@ -66,6 +66,7 @@ class SftConfig(CommandConfig, ModeOptions):
         "[default: as built into the examples]")
     letterbox: int | None = Field(
         None, ge=16, description="image examples: letterbox to SIZE x SIZE px on load (seed 001: 768) [default: as stored]")
+    video_max_pixels: int | None = Field(None, ge=1, description=models.VIDEO_MAX_PIXELS_DOC)
     logging_steps: int = Field(5, ge=1, description="log the training loss every N steps")
     save_every_epochs: int = Field(
         1, ge=1, description="write a resumable checkpoint every N epochs (the final model always goes to model/)")
@@ -79,7 +80,7 @@ class SftConfig(CommandConfig, ModeOptions):
         False, description="recompute activations during backward: much less activation memory (large models, many "
         "frames) for about a third more compute per step. TRL turns it on by default; vt-train leaves it off")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint (NVILA, Mobile-VideoGPT)")
     seed: int = Field(0, description="seed of initialisation, data order and dropout")
 
@@ -100,7 +101,7 @@ class SftConfig(CommandConfig, ModeOptions):
 # Settings a resumed run may change: where things are written or read from, and how often it logs
 # or saves. Every other setting shapes the steps already taken, so `--resume` refuses a change.
 RESUME_MAY_CHANGE = frozenset({
-    "resume", "out", "train", "val", "data_root", "cache_dir", "logging_steps", "save_every_epochs",
+    "resume", "out", "train_examples", "val_examples", "data_root", "frame_cache_dir", "logging_steps", "save_every_epochs",
     "save_every_steps", "save_total_limit", "gradient_checkpointing", "trust_remote_code",
 })
 
@@ -108,7 +109,8 @@ RESUME_MAY_CHANGE = frozenset({
 def run_settings(config: SftConfig) -> dict[str, Any]:
     """What each checkpoint records: the resolved config and the content hashes of the example files."""
     return {"config": config.model_dump(mode="json"),
-            "inputs": {"train": file_sha256(config.train), "val": file_sha256(config.val) if config.val else None}}
+            "inputs": {"train": file_sha256(config.train_examples),
+                       "val": file_sha256(config.val_examples) if config.val_examples else None}}
 
 
 def check_resume(config: SftConfig) -> None:
@@ -137,8 +139,10 @@ def check_resume(config: SftConfig) -> None:
 def check_inputs(config: SftConfig) -> None:
     """Every training and validation record and clip, and the checkpoint to resume from, checked before
     the model loads; refused records go to OUT/rejects.jsonl (exit 2)."""
+    if config.video_max_pixels is not None:
+        models.resolve(config.model).family.check_video_max_pixels(config.video_max_pixels)
     rejects, n_records = [], 0
-    for path in (config.train, config.val):
+    for path in (config.train_examples, config.val_examples):
         if path is not None:
             examples, refused = check_examples(path, config.data_root, config.frames)
             rejects += refused
@@ -267,20 +271,20 @@ def run_sft(config: SftConfig) -> dict:
     check_inputs(config)
     seed_everything(config.seed)
     manifest = RunManifest("train", "sft", config.model_dump(mode="json"), config.out, seed=config.seed)
-    manifest.add_input(config.train)
-    if config.val:
-        manifest.add_input(config.val)
+    manifest.add_input(config.train_examples)
+    if config.val_examples:
+        manifest.add_input(config.val_examples)
     ref = models.resolve(config.model)
     if ref.is_local:
         manifest.add_input(ref.source, name="base_model")
     model, processor = models.load(ref, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
                                    four_bit=config.mode == "qlora")
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     size = ref.family.frame_size(processor)
     decode_started = time.monotonic()
-    train_items = load_decoded(config.train, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
-    val_items = (load_decoded(config.val, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
-                 if config.val else [])
+    train_items = load_decoded(config.train_examples, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
+    val_items = (load_decoded(config.val_examples, config.data_root, size, cache, config.frames, letterbox=config.letterbox)
+                 if config.val_examples else [])
     decode_s = time.monotonic() - decode_started
 
     weights = None
@@ -296,7 +300,7 @@ def run_sft(config: SftConfig) -> dict:
     # One collator over train + val items; each dataset holds the indices of its own part.
     items = train_items + val_items
     loss_weights = weights + [1.0] * len(val_items) if imbalance == "loss_weights" else None
-    collator = VideoCollator(items, processor, ref.family, weights=loss_weights)
+    collator = VideoCollator(items, processor, ref.family, weights=loss_weights, video_max_pixels=config.video_max_pixels)
 
     batch_size, auto_record = config.batch_size, None
     if config.auto_batch_size is not None:

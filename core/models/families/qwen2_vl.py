@@ -1,14 +1,17 @@
 """Qwen2-VL: a ViT with 2 x 2 patch merging and temporal patches of 2 frames, M-RoPE in a Qwen2 language model.
 
 Frames enter as a video; no frame times reach the model beyond the prompt's text (M-RoPE's time positions
-count temporal patches). Each frame's pixels are budgeted on its own (`size` = [min, max] pixels).
+count temporal patches). Each frame's pixels are budgeted on its own (`size` = [min, max] pixels); a per-clip
+budget (`budget_videos`, qwen-vl-utils' total_pixels) shrinks them further.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from videotune.core.models.families import _qwen
 from videotune.core.models.family import Family, register
@@ -22,6 +25,15 @@ class Qwen2VL(Family):
 
     def set_frame_size(self, processor: Any, model_config: Any, size: int) -> int:
         return _qwen.set_per_frame_size(processor, size)
+
+    video_pixel_budget = True
+
+    def budget_videos(self, processor: Any, videos: Sequence[np.ndarray], max_pixels: int) -> list[np.ndarray]:
+        return _qwen.budget_videos(processor, videos, max_pixels, _qwen.per_frame_cap(processor))
+
+    def budget_frame(self, processor: Any, height: int, width: int, n_frames: int,
+                     max_pixels: int) -> tuple[int, int, int]:
+        return _qwen.budget_frame(processor, height, width, n_frames, max_pixels, _qwen.per_frame_cap(processor))
 
     def build_tiny(self, spec: TinySpec, corpus: Iterable[str]) -> tuple[Any, Any]:
         from transformers import (

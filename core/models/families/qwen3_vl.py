@@ -8,9 +8,11 @@ per-frame ceiling of `max_video_tokens` merged-patch areas; a clip needs at leas
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from videotune.core.models.families import _qwen
 from videotune.core.models.family import Family, register
@@ -45,6 +47,20 @@ class Qwen3VL(Family):
         video.size = {"shortest_edge": min(int(video.size["shortest_edge"]), size * size), "longest_edge": longest}
         _qwen.set_image_pixels(processor, size)
         return _qwen.tokens_per_frame(processor, size)
+
+    video_pixel_budget = True
+
+    def frame_pixel_cap(self, processor: Any) -> int:
+        """The most pixels of one frame: `max_video_tokens` merged-patch areas."""
+        factor = _qwen.merge_factor(processor)
+        return int(processor.video_processor.max_video_tokens) * factor * factor
+
+    def budget_videos(self, processor: Any, videos: Sequence[np.ndarray], max_pixels: int) -> list[np.ndarray]:
+        return _qwen.budget_videos(processor, videos, max_pixels, self.frame_pixel_cap(processor))
+
+    def budget_frame(self, processor: Any, height: int, width: int, n_frames: int,
+                     max_pixels: int) -> tuple[int, int, int]:
+        return _qwen.budget_frame(processor, height, width, n_frames, max_pixels, self.frame_pixel_cap(processor))
 
     def build_tiny(self, spec: TinySpec, corpus: Iterable[str]) -> tuple[Any, Any]:
         from transformers import (

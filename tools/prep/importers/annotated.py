@@ -20,11 +20,14 @@ so `build --variant temporal` refuses them rather than inventing times.
 The exercise is the record's own name, lower case with spaces as `_` (as `import qved` reads it):
 "step-ups" stays whole. Task `auto`: `aqa` where the exercise and every error are in
 core.taxonomy (the seed-002 answer templates and vt-analyze's error parser know them), else
-`feedback` (the ground truth is the answer).
+`feedback` (the ground truth is the answer). An exercise the taxonomy knows under another spelling
+("squats", "overhead-press": an alias, hyphens or a plural "s" aside) takes the taxonomy's key when
+every error it names is the taxonomy's, so it builds as an aqa sample (`vt-prep build --variant temporal`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -122,6 +125,30 @@ def _own_spans(raw: Any, errors: list[str], n_frames: int) -> dict[str, list[tup
     return spans
 
 
+def taxonomy_exercise(label: str) -> str | None:
+    """The taxonomy key an exercise name spells: the key itself or one of its aliases, spaces, hyphens and
+    underscores alike, with an optional plural "s" ("squats", "Overhead-Press" -> squat, overhead_press)."""
+    def norm(name: str) -> str:
+        return re.sub(r"[\s_-]+", " ", name.strip().lower())
+
+    wanted = norm(label)
+    for key, exercise in taxonomy.EXERCISES.items():
+        names = {norm(n) for n in (key, exercise.display, *exercise.aliases)}
+        if wanted in names or (wanted.endswith("s") and wanted[:-1] in names):
+            return key
+    return None
+
+
+def _label_and_task(label: str, errors: list[str], wanted: str) -> tuple[str, str]:
+    """The sample's label and task: an exercise the taxonomy knows under another spelling takes the taxonomy's
+    key where it becomes an aqa sample (its errors all the taxonomy's), so the answer templates and
+    vt-analyze's parser know it; otherwise the name stays as written."""
+    key = taxonomy_exercise(label)
+    if key is not None and wanted != "feedback" and all(e in taxonomy.EXERCISES[key].errors for e in errors):
+        return key, "aqa"
+    return label, _task(key or label, errors, wanted)
+
+
 def _task(label: str, errors: list[str], wanted: str) -> str:
     known = taxonomy.EXERCISES.get(label)
     fits = known is not None and all(e in known.errors for e in errors)
@@ -161,7 +188,7 @@ def _record(root: Path, index: int, raw: Any, options: AnnotatedOptions, pattern
     if marked and not errors:
         raise Refused(f"error_frames {marked[:5]} are marked but no error is named")
     own = _own_spans(raw.get("error_spans"), errors, len(times_s))
-    task = _task(label, errors, options.task)
+    label, task = _label_and_task(label, errors, options.task)
     spans: list[ErrorSpan] = []
     untimed = []
     for name in errors:
