@@ -111,7 +111,7 @@ def pretrain_vision_command(config: PretrainVisionConfig) -> None:
 
 add_command(app, "pretrain-vision", PretrainVisionConfig, pretrain_vision_command, example=(
     "vt-train pretrain-vision --model models/tiny-smolvlm2 --train-examples data/gym/split/examples/train.jsonl "
-    "--val-examples data/gym/split/examples/val.jsonl --data-root data/gym/raw --out models/tiny-smolvlm2-pose --epochs 20"))
+    "--val-examples data/gym/split/examples/val.jsonl --data-root data/gym/raw --out results/demo/pretrain --epochs 2"))
 
 
 # --------------------------------------------------------------------------- curriculum (seed 001) and launchers

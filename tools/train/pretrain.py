@@ -50,7 +50,7 @@ class PretrainVisionConfig(CommandConfig):
     lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW), cosine decay after a linear warmup")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
-    cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
+    frame_cache_dir: Path | None = Field(None, description="decoded-frame cache [default: $VT_CACHE_DIR or ~/.cache/videotune/frames]")
     trust_remote_code: bool = Field(False, description="allow model code from the checkpoint")
     seed: int = Field(0, description="seed of the read-out's initialisation and the frame draws")
 
@@ -247,7 +247,7 @@ def run_pretrain_vision(config: PretrainVisionConfig) -> dict[str, Any]:
     ref = models.resolve(config.model)
     processor = ref.family.load_processor(ref.source, trust_remote_code=config.trust_remote_code)
     frame_size = ref.family.frame_size(processor)
-    cache = FrameCache(config.cache_dir or default_cache_dir())
+    cache = FrameCache(config.frame_cache_dir or default_cache_dir())
     # clips and keypoints are read (and refused) before the model loads
     train = load_pose_clips(config.train_examples, config.data_root, frame_size, cache)
     val = load_pose_clips(config.val_examples, config.data_root, frame_size, cache) if config.val_examples else []
