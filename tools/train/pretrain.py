@@ -221,7 +221,7 @@ def pretrain(model: Any, processor: Any, family: Any, train: list[PoseClip], val
                 torch.nn.utils.clip_grad_norm_(trained, 1.0)
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 progress.advance()
                 progress.set_status(f"loss {losses[-1]:.5f}")
             record = {"epoch": epoch, "train_mse": float(np.mean(losses))}
@@ -236,8 +236,6 @@ def pretrain(model: Any, processor: Any, family: Any, train: list[PoseClip], val
 
 
 def run_pretrain_vision(config: PretrainVisionConfig) -> dict[str, Any]:
-    import torch
-
     # ---- setup
     seed_everything(config.seed)
     manifest = RunManifest("train", "pretrain-vision", config.model_dump(mode="json"), config.out, seed=config.seed)
@@ -277,10 +275,10 @@ def run_pretrain_vision(config: PretrainVisionConfig) -> dict[str, Any]:
     summary = {
         "clips": {"train": len(train), "val": len(val)},
         "joints": int(train[0].points.shape[1]),
-        "steps": total,
+        "steps": math.ceil(len(train) / config.batch_size) * config.epochs,
         "train_runtime_s": round(train_s, 2),
         "trained_parameters": sum(p.numel() for p in trained),
         "final": history[-1],
     }
-    manifest.write(outputs={"model": "model", "history": "pretrain_history.json"}, **summary)
+    manifest.write(outputs={"model": "model", "history": "pretrain_history.json"}, summary=summary)
     return summary
