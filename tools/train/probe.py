@@ -1,6 +1,6 @@
 """How much a model's vision tokens know about form errors: linear probes, beside the keypoints' ceiling.
 
-    python -m videotune.train.probe --model models/tiny-smolvlm2 --model results/demo/pretrain/model \
+    python -m videotune.train.probe --model models/tiny-smolvlm2,results/demo/pretrain/model \
         --train-examples data/gym/split/examples/train.jsonl --test-examples data/gym/split/examples/test.jsonl \
         --data-root data/gym/raw --out results/bench/probe
 
@@ -41,7 +41,7 @@ CEILING = "keypoints (ceiling)"
 class ProbeConfig(CommandConfig):
     """Linear probes of each error and the exercise on vision tokens (per model) and on the keypoint sidecars."""
 
-    model: list[str] = Field(description="model directories (or names) whose projector tokens are probed; repeatable")
+    model: list[str] = Field(description="model directories (or names) whose projector tokens are probed, comma-separated")
     train_examples: Path = Field(description="examples JSONL the probes are fitted on")
     test_examples: Path = Field(description="examples JSONL the probes are scored on")
     data_root: Path = Field(description="folder the examples' media (and their keypoint sidecars) are under")
@@ -141,7 +141,7 @@ def probe_command(config: ProbeConfig) -> None:
 
 
 add_command(app, "probe", ProbeConfig, probe_command, example=(
-    "python -m videotune.train.probe --model models/tiny-smolvlm2 --model results/demo/pretrain/model "
+    "python -m videotune.train.probe --model models/tiny-smolvlm2,results/demo/pretrain/model "
     "--train-examples data/gym/split/examples/train.jsonl --test-examples data/gym/split/examples/test.jsonl "
     "--data-root data/gym/raw --out results/bench/probe"))
 
