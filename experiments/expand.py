@@ -13,7 +13,7 @@ stages shell out to the vt-* commands (results are gathered by `vt-analyze colle
 Rendered (each file rewritten only when its content changes, so a rerun is a no-op for DVC):
     experiments/runs/_data/<data>/dvc.yaml              synth (or the user's DATA; an annotated test set is
                                                         imported first) -> build -> split
-    experiments/runs/_base/<data>/<model>/dvc.yaml      tiny model -> base fine-tune
+    experiments/runs/_base/<data>/<model>/dvc.yaml      tiny model -> vision pretraining (synthetic data) -> base fine-tune
     experiments/runs/<rq>/_shared/<data>/{dvc.yaml,vars.yaml}   the spec's shared_stages (per data)
     experiments/runs/<rq>/<model>/{dvc.yaml,vars.yaml,collect.yaml}  the spec's stages (foreach over its runs),
                                                         the summary stage and what it collects
@@ -145,10 +145,17 @@ def data_contexts(base: dict, data: str | None, train_data: str | None, size: st
 
 
 def model_context(model: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Where a model's weights come from. A tiny model is built with random weights (`random`); on the synthetic
+    clips, whose keypoint sidecars the renderer writes, its vision tower is then pretrained on them (`pretrain`)
+    and every fine-tune starts from that (`init`)."""
     tiny = model.startswith("tiny-")
     root = f"models/exp/{data['name']}/{slug(model)}"
+    pretrained = tiny and data["synthetic"]
     return {"name": model, "tiny": tiny, "family": model[len("tiny-"):] if tiny else None,
-            "init": f"{root}/init" if tiny else model, "base": f"{root}/base", "trained": f"{root}/base/model"}
+            "random": f"{root}/random" if pretrained else f"{root}/init",
+            "pretrain": f"{root}/pretrain" if pretrained else None,
+            "init": f"{root}/pretrain/model" if pretrained else f"{root}/init" if tiny else model,
+            "base": f"{root}/base", "trained": f"{root}/base/model"}
 
 
 def train_flags(cfg: dict[str, Any]) -> str:
@@ -195,11 +202,20 @@ def render_base(base: dict, data: dict[str, Any], model: dict[str, Any], size: s
     if model["tiny"]:
         t = base["model"]["tiny"]
         stages["tiny_model"] = {
-            "cmd": f"vt-train tiny-model --family {model['family']} --corpus {split}/train.jsonl --out {model['init']} "
+            "cmd": f"vt-train tiny-model --family {model['family']} --corpus {split}/train.jsonl --out {model['random']} "
                    f"--vocab-size {t['vocab_size']} --text-hidden {t['text_hidden']} --text-layers {t['text_layers']} "
                    f"--vision-hidden {t['vision_hidden']} --vision-layers {t['vision_layers']} "
                    f"--frame-size {t['frame_size']} --seed {seed}",
-            "deps": [f"{split}/train.jsonl"], "outs": [model["init"]]}
+            "deps": [f"{split}/train.jsonl"], "outs": [model["random"]]}
+    if model["pretrain"]:
+        p = by_size(base["pretrain"], size)
+        stages["pretrain_vision"] = {
+            "cmd": f"vt-train pretrain-vision --model {model['random']} --train-examples {split}/train.jsonl "
+                   f"--val-examples {split}/val.jsonl --data-root {data['raw']} --out {model['pretrain']} "
+                   f"--epochs {p['epochs']} --batch-size {p['batch_size']} --frames {data['frames']} --lr {p['lr']} "
+                   f"--seed {seed}",
+            "deps": [model["random"], f"{split}/train.jsonl", f"{split}/val.jsonl", data["raw"]],
+            "outs": [model["pretrain"]]}
     cfg = by_size(base["train"], size)
     deps = [f"{split}/train.jsonl", f"{split}/val.jsonl", data["raw"]] + ([model["init"]] if model["tiny"] else [])
     stages["base_train"] = {
@@ -371,8 +387,9 @@ def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | Non
     base = RUNS / "_base" / trained_on["name"] / slug(model_name) / "dvc.yaml"
     needs_base = "paths.trained" in text or "paths.base" in text or model["base"] in text
     needs_init = model["tiny"] and (needs_base or "paths.init" in text or model["init"] in text)
-    return ([f"{rel(base)}:tiny_model"] if needs_init else []) + ([f"{rel(base)}:base_train"] if needs_base
-                                                                  else []) + [rel(pipeline)]
+    init_stages = ["tiny_model"] + (["pretrain_vision"] if model["pretrain"] else [])
+    return ([f"{rel(base)}:{stage}" for stage in init_stages] if needs_init else []) + (
+        [f"{rel(base)}:base_train"] if needs_base else []) + [rel(pipeline)]
 
 
 def collect_plan(spec: dict, spec_path: Path, runs: dict, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ REQUIRED = {
     "vt-train sft": ["--model", "m", "--train-examples", "{file}", "--data-root", "{dir}"],
     "vt-train params": ["--model", "m"],
     "vt-train tiny-model": ["--corpus", "{file}"],
+    "vt-train pretrain-vision": ["--model", "m", "--train-examples", "{file}", "--data-root", "{dir}"],
     "vt-train curriculum": ["--model", "m", "--data-root", "{dir}"],
     "vt-train curriculum-table": ["--runs", "{file}"],
     "vt-train launch": ["--command", "sft"],

@@ -97,6 +97,11 @@ def test_rq1_3_3_pipeline_shape(repo):
     assert "results/rq1_3_3/_work/tiny-smolvlm2/blur_4" in stages["summary"]["deps"]
     base = load(repo / "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml")["stages"]
     assert "--family smolvlm2" in base["tiny_model"]["cmd"]
+    # the tiny model's tower is pretrained on the synthetic clips' keypoints, and the base fine-tune starts there
+    assert base["tiny_model"]["outs"] == ["models/exp/gym-smoke-f4/tiny-smolvlm2/random"]
+    assert "--model models/exp/gym-smoke-f4/tiny-smolvlm2/random " in base["pretrain_vision"]["cmd"]
+    assert "--frames 4 " in base["pretrain_vision"]["cmd"]
+    assert "--model models/exp/gym-smoke-f4/tiny-smolvlm2/pretrain/model " in base["base_train"]["cmd"]
     assert base["base_train"]["outs"] == ["models/exp/gym-smoke-f4/tiny-smolvlm2/base"]
     shared = load(repo / "experiments/runs/rq1_3_3/_shared/gym-smoke-f4/dvc.yaml")["stages"]
     assert shared["degrade"]["outs"] == ["data/exp/gym-smoke-f4/rq1_3_3/degraded"]
@@ -162,7 +167,7 @@ def test_annotated_test_set_is_imported_and_scored_by_a_model_trained_elsewhere(
     assert {p.name for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")} == {"dvc.yaml"}
     assert [str(p.parent.name) for p in expand.upstream("rq2_1_1", "data/ann", size="smoke")] == [
         "ann-smoke-f4", "gym-smoke-f4"]
-    assert expand.own("rq2_1_1", "tiny-smolvlm2", "data/ann", size="smoke")[1] == \
+    assert expand.own("rq2_1_1", "tiny-smolvlm2", "data/ann", size="smoke")[2] == \
         "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml:base_train"
 
     (repo / "data" / "qved").mkdir()
@@ -421,8 +426,9 @@ def test_own_names_the_base_stages_an_experiment_reads_then_its_pipeline(repo, c
     # rq1_3_3 evaluates the base checkpoint: the tiny model and the base fine-tune come first
     assert expand.main(["render", "rq1_3_3", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
     base = "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml"
-    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:base_train",
+    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:pretrain_vision", f"{base}:base_train",
                                                "experiments/runs/rq1_3_3/tiny-smolvlm2/dvc.yaml"]
-    # rq1_1_1 fine-tunes the initial weights: the tiny model only
+    # rq1_1_1 fine-tunes the initial weights: the tiny model and its pretrained tower only
     assert expand.main(["render", "rq1_1_1", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
-    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", "experiments/runs/rq1_1_1/tiny-smolvlm2/dvc.yaml"]
+    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:pretrain_vision",
+                                               "experiments/runs/rq1_1_1/tiny-smolvlm2/dvc.yaml"]

@@ -206,3 +206,26 @@ def test_bad_configs_are_refused(tmp_path: Path) -> None:
         synth_gym(tmp_path, dataclasses.replace(SMALL, size_px=47))
     with pytest.raises(ValueError, match="n_clips"):
         synth_gym(tmp_path, dataclasses.replace(SMALL, n_clips=0))
+
+
+def test_keypoint_sidecars_hold_the_drawn_joints_and_no_labels(rendered) -> None:
+    from videotune.core.keypoints import keypoints_path, read_keypoints
+
+    out, samples, _ = rendered
+    for sample in samples[:3]:
+        path = out / keypoints_path(sample.media)
+        with np.load(path) as data:
+            assert sorted(data.files) == ["names", "points", "points3d", "times_s"]  # geometry only, no labels
+        kp = read_keypoints(path)
+        params = clip_params(SMALL, plan_clips(SMALL)[int(sample.id.split("-")[1])])
+        assert len(kp.times_s) == params.n_frames and kp.times_s[1] == pytest.approx(1 / SMALL.fps)
+        # the head keypoint lands on the drawn head: its pixel has the skin colour (no noise, no shake)
+        frames = render_frames(dataclasses.replace(params, noise_std=0.0, camera_shake=0.0))
+        clean = read_keypoints(path)  # shake moves the figure by < 1 px at this size; allow one pixel
+        head = clean.names.index("head")
+        for f in (0, params.n_frames // 2):
+            x, y = (clean.points[f, head] * SMALL.size_px).round().astype(int)
+            patch = frames[f, y - 1:y + 2, x - 1:x + 2].reshape(-1, 3)
+            assert any(tuple(p) == params.colours["skin"] for p in patch.tolist())
+        # the 3D joints are in the body's frame: feet on the floor whatever the camera
+        assert np.abs(kp.points3d[:, kp.names.index("heel_l"), 1]).max() < 1e-6

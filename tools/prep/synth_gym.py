@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from videotune.core.keypoints import keypoints_path, write_keypoints
 from videotune.core.schemas import ErrorSpan, Sample
 from videotune.core.taxonomy import EXERCISES
 from videotune.core.video import encode_video
@@ -742,6 +743,36 @@ def _noise_field(params: ClipParams) -> tuple[np.ndarray, np.random.Generator]:
     return grain.astype(np.int16), rng
 
 
+def _projected_joints(params: ClipParams) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """3D joints (with the bar's ends), the per-frame camera shake (px), joint names, and the joints' pixel
+    coordinates (n, joints, 2) and camera depths (n, joints), exactly as drawn."""
+    n = params.n_frames
+    joints = pose_sequence(params)
+    side = _vec(params.bar_half_length, 0.0, 0.0, n)
+    joints["bar_end_l"] = joints["bar"] + side
+    joints["bar_end_r"] = joints["bar"] - side
+    # the shake comes from the clip's noise seed: per clip, blind to pose and errors
+    shake_rng = _rng(params.noise_seed, _STREAM_CAMERA)
+    shake = shake_rng.normal(0.0, params.camera_shake * params.size_px, (n, 2))
+    names = list(joints)
+    stacked = np.stack([joints[k] for k in names], axis=1)  # (n, joints, 3)
+    pixels, depth = _project(params, stacked, shake)
+    return joints, shake, names, pixels, depth
+
+
+def keypoints(params: ClipParams) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Joint names, where each joint is drawn in every frame, (n_frames, joints, 2) as fractions of the
+    frame side (x to the right, y down; outside [0, 1] when off frame), and where it is in the body's own
+    frame, (n_frames, joints, 3) in body heights (x lateral, y up, z the way the lifter faces).
+
+    The renderer's own pose ground truth, with no error label in it: the same kind of numbers whether or
+    not a repetition is faulty, so a model pretrained to find them learns body geometry, not the labels.
+    """
+    joints, _, names, pixels, _ = _projected_joints(params)
+    body = np.stack([joints[k] for k in names], axis=1)
+    return names, (pixels / params.size_px).astype(np.float32), body.astype(np.float32)
+
+
 def render_frames(params: ClipParams) -> np.ndarray:
     """RGB frames (n_frames, size, size, 3) uint8 for explicit parameters.
 
@@ -749,17 +780,7 @@ def render_frames(params: ClipParams) -> np.ndarray:
     injected errors reach the pixels only through joint positions.
     """
     size, n = params.size_px, params.n_frames
-    joints = pose_sequence(params)
-    side = _vec(params.bar_half_length, 0.0, 0.0, n)
-    joints["bar_end_l"] = joints["bar"] + side
-    joints["bar_end_r"] = joints["bar"] - side
-
-    # the shake comes from the clip's noise seed: per clip, blind to pose and errors
-    shake_rng = _rng(params.noise_seed, _STREAM_CAMERA)
-    shake = shake_rng.normal(0.0, params.camera_shake * size, (n, 2))
-    names = list(joints)
-    stacked = np.stack([joints[k] for k in names], axis=1)  # (n, joints, 3)
-    pixels, depth = _project(params, stacked, shake)
+    joints, shake, names, pixels, depth = _projected_joints(params)
     index = {name: i for i, name in enumerate(names)}
 
     # plates: discs in the bar's y-z plane at both ends
@@ -994,10 +1015,13 @@ def make_sample(config: GymSynthConfig, plan: ClipPlan, params: ClipParams) -> S
 
 
 def render_clip(out_dir: Path, config: GymSynthConfig, plan: ClipPlan) -> Sample:
-    """Render, encode and describe one clip; a pure function of (config, plan)."""
+    """Render, encode and describe one clip, with its keypoint sidecar; a pure function of (config, plan)."""
     params = clip_params(config, plan)
     sample = make_sample(config, plan, params)
     encode_video(out_dir / sample.media, render_frames(params), params.fps, keyframe_interval_s=KEYFRAME_INTERVAL_S)
+    names, points, body = keypoints(params)
+    write_keypoints(out_dir / keypoints_path(sample.media), np.arange(params.n_frames) / params.fps, names, points,
+                    body)
     return sample
 
 

@@ -97,6 +97,23 @@ add_command(app, "tiny-model", TinyModelConfig, tiny_model_command, example=(
     "vt-train tiny-model --family smolvlm2 --corpus data/gym/split/examples/train.jsonl --out models/tiny-smolvlm2"))
 
 
+from videotune.train.pretrain import PretrainVisionConfig, run_pretrain_vision  # noqa: E402
+
+
+def pretrain_vision_command(config: PretrainVisionConfig) -> None:
+    summary = run_pretrain_vision(config)
+    final = summary["final"]
+    error = f"; val keypoint error {final['val_keypoint_error_px']:.2f} px" if "val_keypoint_error_px" in final else ""
+    console.print(f"pretrained the vision tower ({summary['trained_parameters']:,} parameters) on {summary['joints']} "
+                  f"keypoints of {summary['clips']['train']} clips in {summary['steps']} steps "
+                  f"({summary['train_runtime_s']:.1f} s){error}; model in {config.out / 'model'}")
+
+
+add_command(app, "pretrain-vision", PretrainVisionConfig, pretrain_vision_command, example=(
+    "vt-train pretrain-vision --model models/tiny-smolvlm2 --train-examples data/gym/split/examples/train.jsonl "
+    "--val-examples data/gym/split/examples/val.jsonl --data-root data/gym/raw --out results/demo/pretrain --epochs 2"))
+
+
 # --------------------------------------------------------------------------- curriculum (seed 001) and launchers
 from videotune.train.curriculum import (  # noqa: E402
     CurriculumConfig,
