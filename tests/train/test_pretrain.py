@@ -77,6 +77,7 @@ def test_a_missing_sidecar_is_named_before_the_model_loads(setup, tmp_path):
          "--train-examples", str(tmp_path / "train.jsonl"), "--data-root", str(data), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 2, result.stderr
-    assert "train.jsonl line 1" in result.stderr and "keypoints.npz: no keypoints file" in result.stderr
+    assert "train.jsonl: 2 clips cannot be used" in result.stderr and "line 1 (id" in result.stderr
+    assert "keypoints.npz: no keypoints file" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "model").exists()

@@ -71,6 +71,7 @@ def load_pose_clips(examples_path: Path, data_root: Path, frame_size: int, cache
         raise InputError(f"{examples_path}: no examples (the file is empty)")
     seen: dict[str, int] = {}
     clips: list[PoseClip] = []
+    problems: list[str] = []
     names: tuple[tuple[str, ...], bool] | None = None  # (joint names, no 3D points) of the first clip
     with Progress(f"decode {examples_path.name}", len(examples)) as progress:
         for lineno, example in enumerate(examples, start=1):
@@ -78,24 +79,28 @@ def load_pose_clips(examples_path: Path, data_root: Path, frame_size: int, cache
             if example.media in seen:
                 continue
             seen[example.media] = lineno
-            where = f"{examples_path} line {lineno} (id {example.id!r})"
+            where = f"line {lineno} (id {example.id!r})"
             try:
                 path = media_path(data_root, example.media)
                 keypoints = read_keypoints(data_root / keypoints_path(example.media))
-            except InputError as err:
-                raise InputError(f"{where}: {err}") from None
-            if names is not None and (keypoints.names, keypoints.points3d is None) != names:
-                raise InputError(f"{where}: its keypoints name other joints, or have 3D points where the first clip's have "
-                                 f"none or the reverse, than the first clip's ({names[0]})")
-            names = (keypoints.names, keypoints.points3d is None)
-            info = probe(path)
-            # every frame at the model's frame size: one decode, reused by every epoch
-            sampled = cache.get_or_sample(path, SamplingSpec(n_frames=None, target_fps=info.fps, size=frame_size))
-            try:
+                if names is not None and (keypoints.names, keypoints.points3d is None) != names:
+                    raise InputError(f"its keypoints name other joints, or have 3D points where the first clip's have "
+                                     f"none or the reverse, than the first clip's ({names[0]})")
+                names = (keypoints.names, keypoints.points3d is None)
+                if problems:
+                    continue  # the rest is only checked once a problem is found: nothing is decoded for nothing
+                info = probe(path)
+                # every frame at the model's frame size: one decode, reused by every epoch
+                sampled = cache.get_or_sample(path, SamplingSpec(n_frames=None, target_fps=info.fps, size=frame_size))
                 points = keypoints.at(sampled.timestamps_s, tolerance_s=0.5 / info.fps)
-            except ValueError as err:
-                raise InputError(f"{where}: {err}") from None
+            except (InputError, ValueError) as err:
+                problems.append(f"{where}: {err}")
+                continue
             clips.append(PoseClip(example.media, sampled.frames, list(sampled.timestamps_s), sampled.duration_s, points))
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise InputError(f"{examples_path}: {len(problems)} clips cannot be used for keypoint pretraining: "
+                         f"{'; '.join(problems[:3])}{more}")
     return clips
 
 
