@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -105,8 +105,10 @@ class Family(ABC):
 
     # ------------------------------------------------------------------ per-clip pixel budget
 
-    # whether `budget_videos` fits a clip's frames to a per-clip pixel budget (the Qwen families)
-    video_pixel_budget: ClassVar[bool] = False
+    @property
+    def video_pixel_budget(self) -> bool:
+        """Whether the family fits a clip's frames to a per-clip pixel budget (it overrides `budget_videos`)."""
+        return type(self).budget_videos is not Family.budget_videos
 
     def check_video_max_pixels(self, max_pixels: int | None) -> None:
         """Refuse a per-clip pixel budget for a family without one (bad input, before any model loads)."""
@@ -118,15 +120,15 @@ class Family(ABC):
     def budget_videos(self, processor: Any, videos: Sequence[np.ndarray], max_pixels: int) -> list[np.ndarray]:
         """Each clip's frames resized so that the clip fits `max_pixels` (a per-clip budget); the processor
         then takes them as they are."""
-        self.check_video_max_pixels(max_pixels)
-        raise NotImplementedError(f"{type(self).__name__} declares a pixel budget but does not implement it")
+        self.check_video_max_pixels(max_pixels)  # refuses: this family has no budget
+        return list(videos)
 
     def budget_frame(self, processor: Any, height: int, width: int, n_frames: int,
                      max_pixels: int) -> tuple[int, int, int]:
         """(height px, width px, tokens per frame) that `height` x `width` px frames of an `n_frames` clip get
         under the budget."""
-        self.check_video_max_pixels(max_pixels)
-        raise NotImplementedError(f"{type(self).__name__} declares a pixel budget but does not implement it")
+        self.check_video_max_pixels(max_pixels)  # refuses: this family has no budget
+        return height, width, 0
 
     # ------------------------------------------------------------------ frames into the processor
 

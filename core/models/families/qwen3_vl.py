@@ -48,7 +48,6 @@ class Qwen3VL(Family):
         _qwen.set_image_pixels(processor, size)
         return _qwen.tokens_per_frame(processor, size)
 
-    video_pixel_budget = True
 
     def frame_pixel_cap(self, processor: Any) -> int:
         """The most pixels of one frame: `max_video_tokens` merged-patch areas."""
