@@ -26,7 +26,6 @@ class Qwen2VL(Family):
     def set_frame_size(self, processor: Any, model_config: Any, size: int) -> int:
         return _qwen.set_per_frame_size(processor, size)
 
-
     def budget_videos(self, processor: Any, videos: Sequence[np.ndarray], max_pixels: int) -> list[np.ndarray]:
         return _qwen.budget_videos(processor, videos, max_pixels, _qwen.per_frame_cap(processor))
 
