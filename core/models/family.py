@@ -63,6 +63,8 @@ class Family(ABC):
     # released architectures this family can build with random weights (size and speed benchmarks):
     # name -> the config it is built from (see `build_reference`)
     reference_archs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # its tiny builder merges TinySpec.token_merge x token_merge patches per token (otherwise always 2 x 2)
+    tiny_token_merge: bool = False
 
     # ------------------------------------------------------------------ loading
 

@@ -24,6 +24,9 @@ class TinySpec:
 
     frame_size: int = 64  # px, square
     patch_size: int = 8  # px -> (64/8)^2 = 64 patches, 16 tokens per frame after 2x2 pixel shuffle
+    # patches per token side where the family merges patches into language-model tokens (SmolVLM's pixel-shuffle
+    # scale factor, Qwen-VL's spatial merge): 4 -> 4 x 4 patches per token, 4 tokens per 64 px frame
+    token_merge: int = 2
     vision_hidden: int = 64
     vision_layers: int = 2
     text_hidden: int = 128
@@ -83,8 +86,14 @@ def build_tiny(family: str, out_dir: str | Path, corpus: Iterable[str], seed: in
     if family not in available:
         raise InputError(f"no tiny variant for family {family!r}; available: {', '.join(available)}")
     spec = spec or TinySpec()
-    if spec.frame_size % (2 * spec.patch_size):
-        raise InputError(f"frame size {spec.frame_size} px: must be a multiple of 2 x patch size = {2 * spec.patch_size} px")
+    if spec.token_merge != 2 and not FAMILIES[family].tiny_token_merge:
+        takes = [name for name in available if FAMILIES[name].tiny_token_merge]
+        raise InputError(f"tiny-{family} merges 2 x 2 patches per token; another token merge ({spec.token_merge}) "
+                         f"is built for: {', '.join(takes)}")
+    factor = spec.token_merge * spec.patch_size
+    if spec.frame_size % factor:
+        raise InputError(f"frame size {spec.frame_size} px: must be a multiple of token merge x patch size = "
+                         f"{spec.token_merge} x {spec.patch_size} = {factor} px")
     torch.manual_seed(seed)  # the random weights; the tokenizer's training is deterministic on its own
     model, processor = FAMILIES[family].build_tiny(spec, corpus)
     return FAMILIES[family].save_built(model, processor, Path(out_dir))

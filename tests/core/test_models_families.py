@@ -172,6 +172,27 @@ def test_set_frame_size_changes_the_tokens_per_frame(tiny_dir):
     assert torch.isfinite(model(**batch).logits).all()
 
 
+@pytest.mark.parametrize("family", ["smolvlm2", "qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
+def test_token_merge_sets_the_tokens_per_frame(family, examples):
+    """4 x 4 patches per token: a 64 px frame of 8 px patches is 2 x 2 tokens (Qwen: shared by 2 frames)."""
+    work, corpus = examples
+    spec = models.TinySpec(text_hidden=32, vision_hidden=32, vocab_size=400, token_merge=4)
+    ref = models.resolve(str(models.build_tiny(family, work / f"merge4-{family}", corpus, seed=0, spec=spec)))
+    model, processor = models.load(ref)
+    tokens = ref.family.set_frame_size(processor, model.config, 64)
+    assert tokens == (2 if family.startswith("qwen") else 4)
+    with pytest.raises(InputError, match="multiple of"):
+        ref.family.set_frame_size(processor, model.config, 48)  # 48 px is not a multiple of 8 px x 4
+    batch = models.encode_batch(processor, ref.family, ["q"], _clips(4, count=1), [[0, 1, 2, 3]], [4.0],
+                                targets=["a"])
+    # SmolVLM2 places a frame's tokens as <image> tokens; Qwen as video tokens
+    media_id = processor.video_token_id if family.startswith("qwen") else processor.image_token_id
+    assert int((batch["input_ids"] == media_id).sum()) == 4 * tokens
+    out = model(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()  # the merger / pixel shuffle takes gradients at this merge
+
+
 def test_batched_left_padded_generation_matches_one_by_one(tiny_dir):
     """Left padding must not move the answers: rotary (M-RoPE) positions skip the pad tokens."""
     ref = models.resolve(str(tiny_dir))
@@ -251,8 +272,11 @@ def test_lora_adapts_only_the_language_model(tiny_dir, gym_raw):
 def test_unknown_tiny_family_and_hub_ids(tmp_path):
     with pytest.raises(InputError, match="no tiny variant"):
         models.build_tiny("internvl", tmp_path, ["text"])
-    with pytest.raises(InputError, match="multiple of 2 x patch size"):
+    with pytest.raises(InputError, match="multiple of token merge x patch size = 2 x 8 = 16 px"):
         models.build_tiny("qwen2-vl", tmp_path, ["text"], spec=models.TinySpec(frame_size=72))
+    with pytest.raises(InputError, match="tiny-llava-onevision merges 2 x 2 patches per token; .* built for: "
+                                         "smolvlm2, qwen2-vl, qwen2.5-vl, qwen3-vl"):
+        models.build_tiny("llava-onevision", tmp_path, ["text"], spec=models.TinySpec(token_merge=4))
     assert models.resolve("qwen2-vl-2b").source == "Qwen/Qwen2-VL-2B-Instruct"
     assert models.resolve("llava-onevision-0.5b").family.name == "llava-onevision"
     assert models.resolve("Qwen/Qwen3-VL-4B-Instruct").family.name == "qwen3-vl"

@@ -229,3 +229,20 @@ def test_keypoint_sidecars_hold_the_drawn_joints_and_no_labels(rendered) -> None
             assert any(tuple(p) == params.colours["skin"] for p in patch.tolist())
         # the 3D joints are in the body's frame: feet on the floor whatever the camera
         assert np.abs(kp.points3d[:, kp.names.index("heel_l"), 1]).max() < 1e-6
+
+
+def test_error_severity_option_sets_the_faults_amplitude(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from videotune.core.io import read_samples
+    from videotune.prep.cli import app
+
+    args = ["synth", "gym", "--out", str(tmp_path / "gym"), "--n-clips", "8", "--n-subjects", "2", "--size-px", "48",
+            "--fps", "6", "--workers", "1"]
+    result = CliRunner().invoke(app, [*args, "--error-severity", "1.3,1.5"])
+    assert result.exit_code == 0, result.output
+    severities = [v for s in read_samples(tmp_path / "gym" / "samples.parquet") for v in s.meta_dict()["severity"].values()]
+    assert len(severities) == 8 and all(1.3 <= v <= 1.5 for v in severities)  # 2 combos of 4 per exercise: 8 errors
+    refused = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), "--error-severity", "1.2,1"])
+    assert refused.exit_code == 2 and "takes two numbers LO,HI with 0 < LO <= HI" in refused.output
+    assert not (tmp_path / "other").exists()

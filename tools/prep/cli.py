@@ -57,7 +57,18 @@ class SynthGymConfig(CommandConfig):
     size_px: int = Field(96, ge=32, description="frame side in pixels (even)")
     fps: float = Field(12.0, gt=0, description="frames per second of the rendered clips")
     workers: int = Field(2, ge=1, description="rendering processes")
+    error_severity: list[float] = Field(
+        [0.7, 1.0], description="LO,HI: range of each injected error's amplitude, drawn uniformly (1 = the full "
+        "deviation: knees 1.2 stance half-widths inward, shins 36 degrees further forward, a 70 degree dip, a lockout "
+        "22% of the arm's reach short). Larger faults are easier to see")
     seed: int = Field(0, description="random seed: the same seed renders the same bytes")
+
+    @field_validator("error_severity")
+    @classmethod
+    def _severity_range(cls, severity: list[float]) -> list[float]:
+        if len(severity) != 2 or not 0 < severity[0] <= severity[1]:
+            raise ValueError(f"{','.join(f'{v:g}' for v in severity)}: takes two numbers LO,HI with 0 < LO <= HI")
+        return severity
 
     @model_validator(mode="after")
     def _even(self) -> SynthGymConfig:
@@ -73,7 +84,7 @@ def synth_gym_command(config: SynthGymConfig) -> None:
     manifest = RunManifest("prep", "synth gym", config.model_dump(mode="json"), config.out, seed=config.seed)
     gym_config = GymSynthConfig(
         n_clips=config.n_clips, seed=config.seed, size_px=config.size_px, fps=config.fps,
-        n_subjects=config.n_subjects, workers=config.workers,
+        n_subjects=config.n_subjects, workers=config.workers, error_severity=tuple(config.error_severity),
     )
     with Progress("render clips", config.n_clips) as progress:
         samples = synth_gym(config.out, gym_config, progress=lambda done, total: progress.advance())

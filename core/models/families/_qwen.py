@@ -84,8 +84,8 @@ def processors(spec, image_cls, video_cls, tokenizer, processor_cls, chat_templa
     clip (t x h x w) with a per-frame ceiling of `max_video_tokens` merged-patch areas.
     """
     side = spec.frame_size
-    factor = spec.patch_size * 2  # patch x spatial merge
-    geometry = {"patch_size": spec.patch_size, "temporal_patch_size": 2, "merge_size": 2}
+    factor = spec.patch_size * spec.token_merge  # patch x spatial merge
+    geometry = {"patch_size": spec.patch_size, "temporal_patch_size": 2, "merge_size": spec.token_merge}
     image_processor = image_cls(size={"shortest_edge": factor * factor, "longest_edge": side * side}, **geometry)
     if per_clip:
         video_processor = video_cls(

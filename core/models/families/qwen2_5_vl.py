@@ -34,9 +34,9 @@ class Qwen25VL(Qwen2VL):
             vision_config={
                 "depth": spec.vision_layers, "hidden_size": spec.vision_hidden, "intermediate_size": spec.vision_hidden * 2,
                 "num_heads": spec.heads, "out_hidden_size": spec.text_hidden, "patch_size": spec.patch_size,
-                "spatial_merge_size": 2, "temporal_patch_size": 2,
+                "spatial_merge_size": spec.token_merge, "temporal_patch_size": 2,
                 # windowed attention over 2 x 2 merged patches; the last block attends over the whole frame
-                "window_size": spec.patch_size * 2 * 2, "fullatt_block_indexes": [spec.vision_layers - 1],
+                "window_size": spec.patch_size * spec.token_merge * 2, "fullatt_block_indexes": [spec.vision_layers - 1],
                 "tokens_per_second": 2,
             },
             text_config=_qwen.text_config(spec, tokenizer, spec.text_hidden // spec.heads),
@@ -55,4 +55,5 @@ QWEN2_5_VL = register(Qwen25VL(
     end_of_turn="<|im_end|>",
     vision_module="model.visual", projector_module="model.visual.merger",
     timestamps="second_per_grid_ts (seconds per temporal patch, from the sampled frame rate) scales M-RoPE time",
+    tiny_token_merge=True,
 ))

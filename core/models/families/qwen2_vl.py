@@ -46,7 +46,8 @@ class Qwen2VL(Family):
         config = Qwen2VLConfig(
             vision_config={
                 "depth": spec.vision_layers, "embed_dim": spec.vision_hidden, "hidden_size": spec.text_hidden,
-                "mlp_ratio": 2, "num_heads": spec.heads, "patch_size": spec.patch_size, "spatial_merge_size": 2,
+                "mlp_ratio": 2, "num_heads": spec.heads, "patch_size": spec.patch_size,
+                "spatial_merge_size": spec.token_merge,
                 "temporal_patch_size": 2,
             },
             text_config=_qwen.text_config(spec, tokenizer, spec.text_hidden // spec.heads),
@@ -67,4 +68,5 @@ QWEN2_VL = register(Qwen2VL(
     end_of_turn="<|im_end|>",
     vision_module="model.visual", projector_module="model.visual.merger",
     timestamps="none (M-RoPE time positions count temporal patches of 2 frames)",
+    tiny_token_merge=True,
 ))

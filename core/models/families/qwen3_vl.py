@@ -76,7 +76,7 @@ class Qwen3VL(Family):
             vision_config={
                 "depth": spec.vision_layers, "hidden_size": spec.vision_hidden, "intermediate_size": spec.vision_hidden * 2,
                 "num_heads": spec.heads, "out_hidden_size": spec.text_hidden, "patch_size": spec.patch_size,
-                "spatial_merge_size": 2, "temporal_patch_size": 2,
+                "spatial_merge_size": spec.token_merge, "temporal_patch_size": 2,
                 "num_position_embeddings": (spec.frame_size // spec.patch_size) ** 2,
                 "deepstack_visual_indexes": [0],  # the first vision block's features feed the first decoder layer
             },
@@ -99,4 +99,5 @@ QWEN3_VL = register(Qwen3VL(
     extra_projector_modules=("model.visual.deepstack_merger_list",),
     min_frames=2,
     timestamps="'<t seconds>' text before each temporal patch (mean time of its 2 frames, exact indices)",
+    tiny_token_merge=True,
 ))

@@ -88,7 +88,7 @@ class SmolVLM2(Family):
             "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
         }
         # bilinear resampling (2): toy frames
-        return _build(tokenizer, vision, text, scale_factor=2, frame_size=spec.frame_size, frames=spec.frames,
+        return _build(tokenizer, vision, text, scale_factor=spec.token_merge, frame_size=spec.frame_size, frames=spec.frames,
                       tie_word_embeddings=False, resample=2)
 
     def build_reference(self, arch: str, corpus: Iterable[str]) -> tuple[Any, Any]:
@@ -149,4 +149,5 @@ SMOLVLM2 = register(SmolVLM2(
     answer_prefix=" ",
     timestamps="VideoMetadata: 'Frame from MM:SS' before each frame",
     reference_archs=REFERENCE_ARCHS,
+    tiny_token_merge=True,
 ))
