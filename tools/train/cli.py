@@ -74,10 +74,10 @@ class TinyModelConfig(CommandConfig):
     vision_hidden: int = Field(64, ge=16, description="vision encoder width")
     vision_layers: int = Field(2, ge=1, description="vision encoder layers")
     frame_size: int = Field(64, ge=16, description="frame side fed to the vision encoder (px)")
-    patch_size: int = Field(8, ge=2, description="vision patch side (px)")
     token_merge: int = Field(
-        2, ge=1, description="patches per language-model token side (SmolVLM2's pixel shuffle, Qwen-VL's spatial "
-        "merge): 2 gives (64/8/2)^2 = 16 tokens per 64 px frame, 4 gives 4, each carrying more of the body's pose")
+        2, ge=1, description="8 px patches per language-model token side (SmolVLM2's pixel shuffle, Qwen-VL's spatial "
+        "merge): 2 gives (64/8/2)^2 = 16 tokens per 64 px frame, 4 gives 4, 8 gives one carrying the whole frame. "
+        "SmolVLM2 and the Qwen-VL families only; the others merge 2")
     seed: int = Field(0, description="seed of the random weights")
 
 
@@ -90,7 +90,7 @@ def tiny_model_command(config: TinyModelConfig) -> None:
     spec = models.TinySpec(frame_size=config.frame_size, vision_hidden=config.vision_hidden,
                            vision_layers=config.vision_layers, text_hidden=config.text_hidden,
                            text_layers=config.text_layers, vocab_size=config.vocab_size,
-                           patch_size=config.patch_size, token_merge=config.token_merge)
+                           token_merge=config.token_merge)
     models.build_tiny(config.family, config.out, texts, seed=config.seed, spec=spec)
     model, _ = models.load(models.resolve(str(config.out)))
     total, _ = models.count_parameters(model)
