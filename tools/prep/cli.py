@@ -58,9 +58,8 @@ class SynthGymConfig(CommandConfig):
     fps: float = Field(12.0, gt=0, description="frames per second of the rendered clips")
     workers: int = Field(2, ge=1, description="rendering processes")
     error_severity: list[float] = Field(
-        [0.7, 1.0], description="LO,HI: range of each injected error's amplitude, drawn uniformly (1 = the full "
-        "deviation: knees 1.2 stance half-widths inward, shins 36 degrees further forward, a 70 degree dip, a lockout "
-        "22% of the arm's reach short). Larger faults are easier to see")
+        [0.7, 1.0], description="LO,HI: range of each injected error's amplitude, drawn uniformly; 1 is the full "
+        "deviation each error is defined with (prep/synth_gym.py), and larger faults are easier to see")
     seed: int = Field(0, description="random seed: the same seed renders the same bytes")
 
     @field_validator("error_severity")
