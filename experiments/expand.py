@@ -20,7 +20,7 @@ Rendered (each file rewritten only when its content changes, so a rerun is a no-
     experiments/runs/<name>/dvc.yaml                    a plain pipeline (`pipeline: true`: no runs, no model)
 
 A spec names every value with one syntax, `${name}` or `${a.b}`: the expander fills what it knows
-(`paths.*`, `model`, `frames`, `seed`, `train.*`, `infer.*`, `v.*`, `train_cmd`, `train_flags`, ...; a
+(`paths.*`, `model`, `frames`, `seed`, `train.*`, `infer.*`, `v.*`, `train_cmd`, `train_flags`, `init_flags`, ...; a
 plain pipeline's `vars` and `plan.*`), and leaves to DVC what only a `foreach` knows (`${item.*}`, `${key}`).
 """
 
@@ -103,10 +103,27 @@ def rel(path: Path | str) -> str:
 ANNOTATIONS = "annotated_errors.json"  # seed 000's hand-annotated test set (vt-prep import annotated-errors)
 
 
-def data_context(base: dict, data: str | None, size: str, frames: int | None, variable: str = "DATA") -> dict[str, Any]:
-    """Paths and settings of the (shared) data pipeline: synthetic clips, a folder with samples.parquet, or an
-    annotated test set (a folder with annotated_errors.json and its clips, imported by the pipeline itself)."""
+# what a spec's `synthetic_data` may set beside base.yaml's data.synthetic: vt-prep synth gym options
+SYNTH_OPTIONS = ("n_clips", "n_subjects", "size_px", "fps", "error_severity", "error_prevalence")
+
+
+def synthetic_variant(rq: str, spec: dict, size: str, spec_path: Path) -> tuple[str, dict[str, Any]] | None:
+    """The experiment's own synthetic clips, `(name, settings)`, when its spec has `synthetic_data` (rq4_1: an
+    imbalanced set): base.yaml's settings for the size with the spec's on top. A user's DATA is used as it is."""
+    own = by_size(spec.get("synthetic_data") or {}, size)
+    unknown = sorted(set(own) - set(SYNTH_OPTIONS))
+    if unknown:
+        raise SpecError(f"{rel(spec_path)}: synthetic_data sets {unknown}; it takes {', '.join(SYNTH_OPTIONS)}")
+    return (slug(rq), own) if own else None
+
+
+def data_context(base: dict, data: str | None, size: str, frames: int | None, variable: str = "DATA",
+                 variant: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Paths and settings of the (shared) data pipeline: synthetic clips (`variant`: an experiment's own
+    settings), a folder with samples.parquet, or an annotated test set (a folder with annotated_errors.json
+    and its clips, imported by the pipeline itself)."""
     frames = int(frames or by_size(base["data"]["frames"], size))
+    synth = None
     annotated = False
     if data:
         src = Path(data)
@@ -119,19 +136,21 @@ def data_context(base: dict, data: str | None, size: str, frames: int | None, va
         raw = rel(src)
         samples = f"data/exp/{name}/imported/samples.parquet" if annotated else rel(src / "samples.parquet")
     else:
-        name = f"gym-{size}-f{frames}"
+        name = f"gym-{size}-f{frames}" + (f"-{variant[0]}" if variant else "")
+        synth = {**by_size(base["data"]["synthetic"], size), **(variant[1] if variant else {})}
         raw = f"data/exp/{name}/raw"
         samples = f"{raw}/samples.parquet"
     root = f"data/exp/{name}"
     return {"name": name, "synthetic": not data, "annotated": annotated, "raw": raw, "samples": samples,
-            "built": f"{root}/built", "split": f"{root}/split/examples", "root": root, "frames": frames}
+            "built": f"{root}/built", "split": f"{root}/split/examples", "root": root, "frames": frames,
+            "synth": synth}
 
 
-def data_contexts(base: dict, data: str | None, train_data: str | None, size: str,
-                  frames: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def data_contexts(base: dict, data: str | None, train_data: str | None, size: str, frames: int | None,
+                  variant: tuple[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the data the experiment scores, the data the base model trains on). An annotated test set has no
     training split: the base model trains on TRAIN_DATA (default: the synthetic clips)."""
-    scored = data_context(base, data, size, frames)
+    scored = data_context(base, data, size, frames, variant=variant)
     if not scored["annotated"]:
         if train_data:
             raise SpecError(f"TRAIN_DATA={train_data}: only an annotated test set (DATA with {ANNOTATIONS}) "
@@ -164,6 +183,22 @@ def train_flags(cfg: dict[str, Any]) -> str:
             f"--save-every-epochs {cfg['save_every_epochs']}")
 
 
+FREEZABLE = ("vision", "projector")
+
+
+def init_flags(base: dict, model: dict[str, Any], size: str) -> str:
+    """The `vt-train sft` flags every fine-tune from the model's starting point takes: the parts that the vision
+    pretraining trained and `base.yaml: pretrain.<size>.frozen_after` keeps frozen (none without pretraining)."""
+    if not model["pretrain"]:
+        return ""
+    frozen = by_size(base["pretrain"], size).get("frozen_after") or []
+    unknown = [part for part in frozen if part not in FREEZABLE]
+    if unknown:
+        raise SpecError(f"{rel(EXP / 'base.yaml')}: pretrain.{size}.frozen_after names {unknown}; "
+                        f"use any of {', '.join(FREEZABLE)}")
+    return " ".join(f"--freeze-{part}" for part in frozen)
+
+
 # --------------------------------------------------------------------------- shared pipelines
 
 
@@ -171,10 +206,12 @@ def render_data(base: dict, data: dict[str, Any], size: str) -> Path:
     seed = base.get("seed", 0)
     stages: dict[str, Any] = {}
     if data["synthetic"]:
-        s = by_size(base["data"]["synthetic"], size)
+        s = data["synth"]
+        options = "".join(f" --{key.replace('_', '-')} {','.join(map(str, s[key])) if isinstance(s[key], list) else s[key]}"
+                          for key in ("error_severity", "error_prevalence") if key in s)
         stages["synth"] = {
             "cmd": f"vt-prep synth gym --out {data['raw']} --n-clips {s['n_clips']} --n-subjects {s['n_subjects']} "
-                   f"--size-px {s['size_px']} --fps {s['fps']} --seed {seed}",
+                   f"--size-px {s['size_px']} --fps {s['fps']}{options} --seed {seed}",
             "outs": [data["raw"]]}
     if data["annotated"]:
         # every record is test data; --task aqa: error metrics need the taxonomy's names (others go to rejects.jsonl)
@@ -200,12 +237,12 @@ def render_base(base: dict, data: dict[str, Any], model: dict[str, Any], size: s
     stages: dict[str, Any] = {}
     split = data["split"]
     if model["tiny"]:
-        t = base["model"]["tiny"]
+        t = by_size(base["model"]["tiny"], size)
         stages["tiny_model"] = {
             "cmd": f"vt-train tiny-model --family {model['family']} --corpus {split}/train.jsonl --out {model['random']} "
                    f"--vocab-size {t['vocab_size']} --text-hidden {t['text_hidden']} --text-layers {t['text_layers']} "
                    f"--vision-hidden {t['vision_hidden']} --vision-layers {t['vision_layers']} "
-                   f"--frame-size {t['frame_size']} --seed {seed}",
+                   f"--frame-size {t['frame_size']} --token-merge {t['token_merge']} --seed {seed}",
             "deps": [f"{split}/train.jsonl"], "outs": [model["random"]]}
     if model["pretrain"]:
         p = by_size(base["pretrain"], size)
@@ -220,7 +257,8 @@ def render_base(base: dict, data: dict[str, Any], model: dict[str, Any], size: s
     deps = [f"{split}/train.jsonl", f"{split}/val.jsonl", data["raw"]] + ([model["init"]] if model["tiny"] else [])
     stages["base_train"] = {
         "cmd": f"{train_cmd} sft --model {model['init']} --train-examples {split}/train.jsonl --val-examples {split}/val.jsonl "
-               f"--data-root {data['raw']} --out {model['base']} {train_flags(cfg)} --seed {seed}",
+               f"--data-root {data['raw']} --out {model['base']} "
+               + " ".join(filter(None, [train_flags(cfg), init_flags(base, model, size), f"--seed {seed}"])),
         "deps": deps, "outs": [model["base"]]}
     return _write_pipeline(RUNS / "_base" / data["name"] / slug(model["name"]), stages,
                            f"base fine-tune of {model['name']} on {data['name']}")
@@ -315,7 +353,8 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
     spec_path = EXP / f"{rq}.yaml"
     spec = load_yaml(spec_path)
     base = load_yaml(EXP / "base.yaml")
-    data, trained_on = data_contexts(base, data_dir, train_data, size, frames)
+    data, trained_on = data_contexts(base, data_dir, train_data, size, frames,
+                                     synthetic_variant(rq, spec, size, spec_path))
     if data["annotated"] and "/train.jsonl" in yaml.safe_dump(spec.get("stages") or {}):
         raise SpecError(f"DATA={data_dir} is an annotated test set (no training split): {rq} trains on the data "
                         "itself; use it with the inference-only experiments (rq2_1_1, ...)")
@@ -334,7 +373,8 @@ def render(rq: str, model_name: str, data_dir: str | None = None, frames: int | 
     # What `${...}` in a spec can name (vars.yaml holds the same for DVC).
     ctx: dict[str, Any] = {"rq": rq, "model": model_name, "size": size, "paths": paths, "frames": data["frames"],
                            "seed": base.get("seed", 0), "split_ratios": by_size(base["data"]["split_ratios"], size),
-                           "train_cmd": train_cmd, "train_flags": train_flags(train), "train": train, "infer": infer}
+                           "train_cmd": train_cmd, "train_flags": train_flags(train), "init_flags": init_flags(base, model, size),
+                           "train": train, "infer": infer}
     ctx["v"] = _subst(by_size(spec.get("vars", {}), size), ctx)
     runs = {k: _subst(v, ctx) for k, v in expand_runs(spec, size, spec_path).items()}
     variables = {**ctx, "spec": rel(spec_path), "runs": runs}
@@ -365,11 +405,14 @@ def upstream(rq: str, data_dir: str | None = None, frames: int | None = None, si
              train_data: str | None = None) -> list[Path]:
     """The pipelines of `rq` that every model shares (the data, the spec's shared_stages), as `render` wrote
     them: the grid runs these once before models run side by side, so two never race for one output."""
-    data, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames)
+    spec_path = EXP / f"{rq}.yaml"
+    spec = load_yaml(spec_path)
+    data, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames,
+                                     synthetic_variant(rq, spec, size, spec_path))
     paths = [RUNS / "_data" / data["name"] / "dvc.yaml"]
     if trained_on is not data:
         paths.append(RUNS / "_data" / trained_on["name"] / "dvc.yaml")
-    if load_yaml(EXP / f"{rq}.yaml").get("shared_stages"):
+    if spec.get("shared_stages"):
         paths.append(RUNS / rq / "_shared" / data["name"] / "dvc.yaml")
     return paths
 
@@ -380,7 +423,9 @@ def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | Non
     the base pipeline's stages the experiment reads (the tiny model, the base fine-tune), then the
     experiment's own. Beside another model's grid DVC must not revisit the shared upstream stages: it
     takes a write lock on a stage's outputs even to find it unchanged, and the other model is reading them."""
-    _, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames)
+    spec_path = EXP / f"{rq}.yaml"
+    _, trained_on = data_contexts(load_yaml(EXP / "base.yaml"), data_dir, train_data, size, frames,
+                                  synthetic_variant(rq, load_yaml(spec_path), size, spec_path))
     model = model_context(model_name, trained_on)
     pipeline = RUNS / rq / slug(model_name) / "dvc.yaml"
     text = pipeline.read_text(encoding="utf-8")

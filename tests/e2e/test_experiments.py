@@ -432,3 +432,52 @@ def test_own_names_the_base_stages_an_experiment_reads_then_its_pipeline(repo, c
     assert expand.main(["render", "rq1_1_1", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
     assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:pretrain_vision",
                                                "experiments/runs/rq1_1_1/tiny-smolvlm2/dvc.yaml"]
+
+
+def test_fine_tunes_from_the_pretrained_tower_keep_the_parts_base_yaml_freezes(repo):
+    # full: base.yaml freezes the pretrained tower and projector in the base fine-tune and every training run
+    path = expand.render("rq1_1_1", "tiny-smolvlm2", size="full")
+    base = load(repo / "experiments/runs/_base/gym-full-f8/tiny-smolvlm2/dvc.yaml")["stages"]
+    assert "--token-merge 8" in base["tiny_model"]["cmd"]
+    assert "--freeze-vision --freeze-projector --seed 0" in base["base_train"]["cmd"]
+    assert "--freeze-vision --freeze-projector" in load(path)["stages"]["train"]["do"]["cmd"]
+    # smoke freezes nothing; a model that is not pretrained here (a registry model) neither
+    expand.render("rq1_1_1", "tiny-smolvlm2", size="smoke")
+    smoke = load(repo / "experiments/runs/_base/gym-smoke-f4/tiny-smolvlm2/dvc.yaml")["stages"]["base_train"]["cmd"]
+    assert "--freeze" not in smoke and "  " not in smoke
+    path = expand.render("rq1_1_1", "smolvlm2-256m", size="full")
+    assert load(path.parent / "vars.yaml")["init_flags"] == ""
+    # a part that cannot be frozen is named
+    text = (repo / "experiments/base.yaml").read_text()
+    (repo / "experiments/base.yaml").write_text(text.replace("frozen_after: [vision, projector]",
+                                                             "frozen_after: [vision, decoder]"))
+    with pytest.raises(expand.SpecError, match=r"frozen_after names \['decoder'\]"):
+        expand.render("rq1_1_1", "tiny-smolvlm2", size="full")
+
+
+def test_an_experiment_with_synthetic_data_settings_renders_its_own_clips(repo, capsys):
+    # rq4_1 renders an imbalanced set of its own; the base pipeline and the weights read it
+    path = expand.render("rq4_1", "tiny-smolvlm2", size="full")
+    synth = load(repo / "experiments/runs/_data/gym-full-f8-rq4_1/dvc.yaml")["stages"]["synth"]["cmd"]
+    assert "--n-clips 480 --n-subjects 60 --size-px 64" in synth
+    assert "--error-prevalence knees_forward=0.15,elbows=0.15" in synth
+    variables = load(path.parent / "vars.yaml")
+    assert variables["paths"]["split"] == "data/exp/gym-full-f8-rq4_1/split/examples"
+    assert variables["paths"]["init"] == "models/exp/gym-full-f8-rq4_1/tiny-smolvlm2/pretrain/model"
+    # the other experiments keep the shared clips, and the grid's upstream run names the variant's data
+    expand.render("rq1_3_3", "tiny-smolvlm2", size="full")
+    assert "--error-prevalence" not in load(
+        repo / "experiments/runs/_data/gym-full-f8/dvc.yaml")["stages"]["synth"]["cmd"]
+    assert expand.main(["render", "rq4_1", "--model", "tiny-smolvlm2", "--size", "full", "--upstream"]) == 0
+    assert capsys.readouterr().out.split()[0] == "experiments/runs/_data/gym-full-f8-rq4_1/dvc.yaml"
+    # a user's data is used as it is
+    data = repo / "data" / "qved"
+    data.mkdir(parents=True)
+    (data / "samples.parquet").write_bytes(b"")
+    path = expand.render("rq4_1", "tiny-smolvlm2", data_dir="data/qved", size="full")
+    assert load(path.parent / "vars.yaml")["paths"]["raw"] == "data/qved"
+    # a setting vt-prep synth gym does not take is refused, naming the spec
+    spec = repo / "experiments/rq4_1.yaml"
+    spec.write_text(spec.read_text().replace("n_subjects: 60", "subjects: 60"))
+    with pytest.raises(expand.SpecError, match=r"rq4_1.yaml: synthetic_data sets \['subjects'\]"):
+        expand.render("rq4_1", "tiny-smolvlm2", size="full")

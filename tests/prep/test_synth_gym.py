@@ -246,3 +246,35 @@ def test_error_severity_option_sets_the_faults_amplitude(tmp_path: Path) -> None
     refused = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), "--error-severity", "1.2,1"])
     assert refused.exit_code == 2 and "takes two numbers LO,HI with 0 < LO <= HI" in refused.output
     assert not (tmp_path / "other").exists()
+
+
+def test_deal_interleaves_options_in_proportion_to_their_shares() -> None:
+    from videotune.prep.synth_gym import combination_shares, deal
+
+    assert deal([0.25] * 4, 10) == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]  # equal shares: round-robin
+    shares = combination_shares("squat", {"knees_forward": 0.2})  # none, knees inward, knees forward, both
+    assert shares == pytest.approx([0.4, 0.4, 0.1, 0.1])
+    dealt = deal(shares, 100)
+    assert [dealt.count(k) for k in range(4)] == [40, 40, 10, 10]
+    assert deal(combination_shares("squat", {"knees_inward": 0.0, "knees_forward": 0.0}), 5) == [0] * 5
+
+
+def test_error_prevalence_option_makes_an_imbalanced_set(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from typer.testing import CliRunner
+
+    from videotune.core.io import read_samples
+    from videotune.prep.cli import app
+
+    args = ["synth", "gym", "--out", str(tmp_path / "gym"), "--n-clips", "40", "--n-subjects", "4", "--size-px", "48",
+            "--fps", "6", "--workers", "1"]
+    result = CliRunner().invoke(app, [*args, "--error-prevalence", "knees_forward=0.2,elbows=0.1"])
+    assert result.exit_code == 0, result.output
+    shown = Counter(e.name for s in read_samples(tmp_path / "gym" / "samples.parquet") for e in s.errors)
+    assert shown == {"knees_inward": 10, "knees_forward": 4, "elbows": 2, "knees": 10}  # of 20 clips per exercise
+    for bad, message in (("knees_forward=1.5", "a share between 0 and 1"), ("knee=0.2", "no error 'knee'"),
+                         ("knees_forward", "write ERROR=SHARE"), ("elbows=0.1,elbows=0.2", "elbows is named twice")):
+        refused = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), "--error-prevalence", bad])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    assert not (tmp_path / "other").exists()

@@ -60,7 +60,16 @@ class SynthGymConfig(CommandConfig):
     error_severity: list[float] = Field(
         [0.7, 1.0], description="LO,HI: range of each injected error's amplitude, drawn uniformly; 1 is the full "
         "deviation each error is defined with (prep/synth_gym.py), and larger faults are easier to see")
+    error_prevalence: list[str] = Field(
+        [], description="ERROR=SHARE,...: the share of its exercise's clips that show each named error, for an "
+        "imbalanced set (knees_forward=0.15); unnamed errors 0.5. An exercise's two errors are dealt independently")
     seed: int = Field(0, description="random seed: the same seed renders the same bytes")
+
+    @field_validator("error_prevalence")
+    @classmethod
+    def _prevalence(cls, entries: list[str]) -> list[str]:
+        parse_prevalence(entries)
+        return entries
 
     @field_validator("error_severity")
     @classmethod
@@ -76,6 +85,27 @@ class SynthGymConfig(CommandConfig):
         return self
 
 
+def parse_prevalence(entries: list[str]) -> dict[str, float]:
+    """`["knees_forward=0.15", ...]` -> {error: share}; a bad entry is a ValueError naming it."""
+    from videotune.core.taxonomy import ERROR_KEYS
+
+    shares: dict[str, float] = {}
+    for entry in entries:
+        name, sep, value = entry.partition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = None
+        if not sep or share is None or not 0 <= share <= 1:
+            raise ValueError(f"{entry!r}: write ERROR=SHARE with a share between 0 and 1 (knees_forward=0.15)")
+        if name not in ERROR_KEYS:
+            raise ValueError(f"{entry!r}: no error {name!r}; the errors are {', '.join(ERROR_KEYS)}")
+        if name in shares:
+            raise ValueError(f"{entry!r}: {name} is named twice")
+        shares[name] = share
+    return shares
+
+
 def synth_gym_command(config: SynthGymConfig) -> None:
     from videotune.prep.synth_gym import GymSynthConfig, synth_gym
 
@@ -84,6 +114,7 @@ def synth_gym_command(config: SynthGymConfig) -> None:
     gym_config = GymSynthConfig(
         n_clips=config.n_clips, seed=config.seed, size_px=config.size_px, fps=config.fps,
         n_subjects=config.n_subjects, workers=config.workers, error_severity=tuple(config.error_severity),
+        error_prevalence=parse_prevalence(config.error_prevalence),
     )
     with Progress("render clips", config.n_clips) as progress:
         samples = synth_gym(config.out, gym_config, progress=lambda done, total: progress.advance())

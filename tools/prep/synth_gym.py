@@ -22,7 +22,7 @@ import json
 import math
 import multiprocessing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from videotune.core.keypoints import keypoints_path, write_keypoints
 from videotune.core.schemas import ErrorSpan, Sample
-from videotune.core.taxonomy import EXERCISES
+from videotune.core.taxonomy import ERROR_KEYS, EXERCISES
 from videotune.core.video import encode_video
 
 DATASET = "synth-gym"
@@ -62,6 +62,9 @@ class GymSynthConfig:
     """The leakage unit: body proportions, clothing colours and default camera are per subject."""
     error_severity: tuple[float, float] = (0.7, 1.0)
     """Range of error amplitude, drawn uniformly per error; 1.0 = clearly visible, 0 = no deviation."""
+    error_prevalence: dict[str, float] = field(default_factory=dict)
+    """Share of its exercise's clips that show an error, by error key; unnamed errors 0.5. An exercise's two
+    errors are dealt independently, so its clips show both at P1 x P2 and neither at (1 - P1) x (1 - P2)."""
     workers: int = 2
     """Processes used for rendering; 1 renders in this process. Output does not depend on it."""
     duration_s: tuple[float, float] = (3.0, 5.0)
@@ -116,12 +119,32 @@ def error_combinations(exercise: str) -> list[tuple[str, ...]]:
     return [(), (first,), (second,), (first, second)]
 
 
+def combination_shares(exercise: str, prevalence: dict[str, float]) -> list[float]:
+    """Share of the exercise's clips for each of `error_combinations(exercise)`, the errors independent."""
+    p_first, p_second = (prevalence.get(error, 0.5) for error in EXERCISES[exercise].errors)
+    return [(1 - p_first) * (1 - p_second), p_first * (1 - p_second), (1 - p_first) * p_second, p_first * p_second]
+
+
+def deal(shares: list[float], n: int) -> list[int]:
+    """n option indices in proportion to `shares`, interleaved (smooth weighted round-robin): each count is
+    within one of n x share, and equal shares deal 0, 1, 2, 3, 0, 1, ..."""
+    credit = [0.0] * len(shares)
+    dealt = []
+    for _ in range(n):
+        credit = [c + s for c, s in zip(credit, shares)]
+        pick = max(range(len(shares)), key=lambda k: (credit[k], -k))  # first option on ties
+        credit[pick] -= 1.0
+        dealt.append(pick)
+    return dealt
+
+
 def plan_clips(config: GymSynthConfig) -> list[ClipPlan]:
     """Exercise, error combination and subject of every clip, balanced rather than sampled.
 
     Exercises alternate and are then shuffled; within each exercise the four error
-    combinations are dealt round-robin and shuffled, so every combination is within one clip
-    of a quarter of that exercise's clips and each error shows in about half of them.
+    combinations are dealt round-robin in proportion to their shares (`error_prevalence`) and
+    shuffled. By default every combination is within one clip of a quarter of that exercise's
+    clips and each error shows in about half of them.
     """
     rng = _rng(config.seed, _STREAM_PLAN)
     n = config.n_clips
@@ -131,7 +154,7 @@ def plan_clips(config: GymSynthConfig) -> list[ClipPlan]:
     for exercise in EXERCISE_KEYS:
         positions = [i for i, ex in enumerate(exercises) if ex == exercise]
         options = error_combinations(exercise)
-        dealt = [options[k % len(options)] for k in range(len(positions))]
+        dealt = [options[k] for k in deal(combination_shares(exercise, config.error_prevalence), len(positions))]
         for pos, k in zip(positions, rng.permutation(len(positions))):
             combos[pos] = dealt[k]
     subjects = np.resize(np.arange(config.n_subjects), n)[rng.permutation(n)]
@@ -1047,6 +1070,11 @@ def _check(config: GymSynthConfig) -> None:
         lo, hi = getattr(config, name)
         if lo > hi:
             raise ValueError(f"{name} range is reversed: {lo} > {hi}")
+    for error, share in config.error_prevalence.items():
+        if error not in ERROR_KEYS:
+            raise ValueError(f"error_prevalence names {error!r}; the errors are {', '.join(ERROR_KEYS)}")
+        if not 0 <= share <= 1:
+            raise ValueError(f"error_prevalence of {error} is {share}; a share is between 0 and 1")
     if config.reps[0] < 1 or config.duration_s[0] <= 2 * config.pause_s[1]:
         raise ValueError("clips need at least one repetition and room for it between the pauses")
 
