@@ -429,6 +429,11 @@ def own(rq: str, model_name: str, data_dir: str | None = None, frames: int | Non
     model = model_context(model_name, trained_on)
     pipeline = RUNS / rq / slug(model_name) / "dvc.yaml"
     text = pipeline.read_text(encoding="utf-8")
+    # the runs' own settings, which DVC fills in as ${item.*}, may name a model too (aqa_dynamic_step's
+    # baseline row is the base fine-tune): they live in vars.yaml beside the pipeline
+    run_settings = pipeline.with_name("vars.yaml")
+    if run_settings.is_file():
+        text += "\n" + yaml.safe_dump(load_yaml(run_settings).get("runs") or {})
     base = RUNS / "_base" / trained_on["name"] / slug(model_name) / "dvc.yaml"
     needs_base = "paths.trained" in text or "paths.base" in text or model["base"] in text
     needs_init = model["tiny"] and (needs_base or "paths.init" in text or model["init"] in text)

@@ -432,6 +432,10 @@ def test_own_names_the_base_stages_an_experiment_reads_then_its_pipeline(repo, c
     assert expand.main(["render", "rq1_1_1", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
     assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:pretrain_vision",
                                                "experiments/runs/rq1_1_1/tiny-smolvlm2/dvc.yaml"]
+    # aqa_dynamic_step names the base fine-tune only in a run's settings (its baseline row, in vars.yaml)
+    assert expand.main(["render", "aqa_dynamic_step", "--model", "tiny-smolvlm2", "--size", "smoke", "--own"]) == 0
+    assert capsys.readouterr().out.split() == [f"{base}:tiny_model", f"{base}:pretrain_vision", f"{base}:base_train",
+                                               "experiments/runs/aqa_dynamic_step/tiny-smolvlm2/dvc.yaml"]
 
 
 def test_fine_tunes_from_the_pretrained_tower_keep_the_parts_base_yaml_freezes(repo):
