@@ -463,8 +463,9 @@ def test_an_experiment_with_synthetic_data_settings_renders_its_own_clips(repo, 
     # rq4_1 renders an imbalanced set of its own; the base pipeline and the weights read it
     path = expand.render("rq4_1", "tiny-smolvlm2", size="full")
     synth = load(repo / "experiments/runs/_data/gym-full-f8-rq4_1/dvc.yaml")["stages"]["synth"]["cmd"]
-    assert "--n-clips 480 --n-subjects 60 --size-px 64" in synth
+    assert "--n-clips 360 --n-subjects 45 --size-px 64" in synth
     assert "--error-prevalence knees_forward=0.15,elbows=0.15" in synth
+    assert "--error-severity 1.2,1.6" in synth  # base.yaml's fault amplitude, under the spec's settings
     variables = load(path.parent / "vars.yaml")
     assert variables["paths"]["split"] == "data/exp/gym-full-f8-rq4_1/split/examples"
     assert variables["paths"]["init"] == "models/exp/gym-full-f8-rq4_1/tiny-smolvlm2/pretrain/model"
