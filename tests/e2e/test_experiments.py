@@ -483,6 +483,6 @@ def test_an_experiment_with_synthetic_data_settings_renders_its_own_clips(repo, 
     assert load(path.parent / "vars.yaml")["paths"]["raw"] == "data/qved"
     # a setting vt-prep synth gym does not take is refused, naming the spec
     spec = repo / "experiments/rq4_1.yaml"
-    spec.write_text(spec.read_text().replace("n_subjects: 60", "subjects: 60"))
+    spec.write_text(spec.read_text().replace("n_subjects: 45", "subjects: 45"))
     with pytest.raises(expand.SpecError, match=r"rq4_1.yaml: synthetic_data sets \['subjects'\]"):
         expand.render("rq4_1", "tiny-smolvlm2", size="full")
